@@ -1,0 +1,62 @@
+"""The two spellings of `releaseTime` Qianfan accepts, and the one this project stores.
+
+Qianfan takes RFC3339 (`2030-01-25T12:30:30+08:00`) or `2030-01-25 12:30:30`; the zone of the
+second form is not stated, and Baidu's console runs on Beijing time, so it is read as UTC+08:00.
+Everything is normalised to RFC3339 in Beijing time so that two spellings of one instant compare
+equal in `diff` and never cause a spurious update.
+"""
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+
+BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
+
+ALLOWED_FORMS = (
+    "RFC3339 with an explicit offset (2030-01-25T12:30:30+08:00 or 2030-01-25T04:30:30Z) "
+    "or 'YYYY-MM-DD HH:MM:SS' read as Beijing time (UTC+08:00)"
+)
+
+_RFC3339 = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(0+))?([Zz]|[+-]\d{2}:\d{2})$"
+)
+_BEIJING_LOCAL = re.compile(r"^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})$")
+
+
+def parse_release_time(text: str) -> datetime:
+    """Parse either accepted spelling into an aware datetime; ValueError says what is allowed."""
+    if not isinstance(text, str):
+        raise ValueError(f"must be a string in {ALLOWED_FORMS}")
+    value = text.strip()
+    match = _RFC3339.match(value)
+    if match:
+        year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
+        offset = match.group(8)
+        if offset in ("Z", "z"):
+            zone = timezone.utc
+        else:
+            sign = 1 if offset[0] == "+" else -1
+            hours, minutes = int(offset[1:3]), int(offset[4:6])
+            if hours > 23 or minutes > 59:
+                raise ValueError(f"{text!r} has an impossible UTC offset; use {ALLOWED_FORMS}")
+            zone = timezone(sign * timedelta(hours=hours, minutes=minutes))
+    else:
+        match = _BEIJING_LOCAL.match(value)
+        if not match:
+            raise ValueError(f"{text!r} is not a time Qianfan accepts; use {ALLOWED_FORMS}")
+        year, month, day, hour, minute, second = (int(g) for g in match.groups())
+        zone = BEIJING
+    try:
+        return datetime(year, month, day, hour, minute, second, tzinfo=zone)
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not a valid date and time ({exc})") from None
+
+
+def format_release_time(moment: datetime) -> str:
+    """RFC3339 in Beijing time, whole seconds: the one stored spelling."""
+    return moment.astimezone(BEIJING).replace(microsecond=0).isoformat()
+
+
+def normalise_release_time(text: str) -> str:
+    """Map any accepted spelling to the stored one."""
+    return format_release_time(parse_release_time(text))
