@@ -1,0 +1,197 @@
+"""A thin Qianfan TPM client: one function per console action, errors mapped in one place.
+
+Purchase is sent exactly once per call (it has no idempotency token, so a blind retry can buy
+twice); the other four actions are idempotent and are retried on throttling, 5xx and dropped
+connections with backoff, inside the operation's deadline.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from .deadline import Deadline, backoff
+from .errors import Kind, QianfanError, from_sdk_exception
+from .settings import CREDENTIALS_HINT, Settings, redact
+
+ROUTE = "/v2/charge"
+PURCHASE = "PurchaseTPMResource"
+DESCRIBE = "DescribeTPMResource"
+RESIZE = "ResizeTPMResource"
+AUTO_RELEASE = "AutoReleaseTPMResource"
+RELEASE = "ReleaseTPMResource"
+
+#: Upper bound of one HTTP exchange; the operation deadline can make it shorter.
+REQUEST_TIMEOUT_SECONDS = 60.0
+
+_SANDBOX_LOCK = threading.Lock()
+_SANDBOXES: dict[Path, Any] = {}
+
+
+def embedded_sandbox_url(settings: Settings, access_key: str, secret_key: str) -> str:
+    """Start (once per process and database) the sandbox inside the provider host; give its URL."""
+    from .sandbox import start_sandbox
+
+    path = Path(settings.sandbox_path).expanduser().resolve()
+    with _SANDBOX_LOCK:
+        sandbox = _SANDBOXES.get(path)
+        if sandbox is None:
+            sandbox = start_sandbox(path, {access_key: secret_key}, extra_models=settings.extra_models)
+            _SANDBOXES[path] = sandbox
+    return sandbox.url
+
+
+class QianfanClient:
+    """Calls Qianfan's TPM actions through the `qianfan` SDK; thread-safe, cheap to share."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._lock = threading.Lock()
+        self._call_action: Callable[..., Any] | None = None
+
+    # -- the five actions -------------------------------------------------------------------
+    def purchase(self, model: str, count: int, release_time: str | None, deadline: Deadline) -> str:
+        """Buy `count` units; one attempt only. Returns the new instanceId."""
+        billing: dict[str, Any] = {"paymentTiming": "Postpaid"}
+        if release_time:
+            billing["releaseTime"] = release_time
+        body = {"model": model, "billing": billing, "purchaseCount": count}
+        result = self._send(PURCHASE, body, deadline)
+        instance_id = result.get("instanceId") if isinstance(result, dict) else None
+        if not instance_id or not isinstance(instance_id, str):
+            raise QianfanError(PURCHASE, Kind.BAD_ANSWER, message="the answer carried no instanceId")
+        return instance_id
+
+    def describe(self, model: str, deadline: Deadline, instance_id: str | None = None, **extra: Any) -> Any:
+        """The raw `result` of DescribeTPMResource; see `instances.parse_instances` for its shapes."""
+        body: dict[str, Any] = {"model": model, **extra}
+        if instance_id:
+            body["instanceId"] = instance_id
+        return self._call_with_retry(DESCRIBE, body, deadline)
+
+    def resize(self, instance_id: str, count: int, deadline: Deadline) -> None:
+        """Set the unit count (the total after the resize, not a delta)."""
+        self._call_with_retry(RESIZE, {"instanceId": instance_id, "count": count}, deadline)
+
+    def auto_release(self, instance_id: str, release_time: str | None, deadline: Deadline) -> None:
+        """Schedule or move the release; `None` omits `releaseTime`, which cancels it."""
+        body: dict[str, Any] = {"instanceId": instance_id}
+        if release_time:
+            body["releaseTime"] = release_time
+        self._call_with_retry(AUTO_RELEASE, body, deadline)
+
+    def release(self, model: str, instance_id: str, deadline: Deadline) -> None:
+        """End the hourly post-paid quota now."""
+        self._call_with_retry(RELEASE, {"model": model, "instanceId": instance_id}, deadline)
+
+    # -- plumbing ------------------------------------------------------------------------------
+    def _call_with_retry(self, action: str, body: dict[str, Any], deadline: Deadline) -> Any:
+        attempt = 0
+        started = time.monotonic()
+        while True:
+            try:
+                return self._send(action, body, deadline)
+            except QianfanError as err:
+                if not err.retryable:
+                    raise
+                delay = backoff(attempt)
+                attempt += 1
+                if not deadline.sleep(delay):
+                    waited = time.monotonic() - started
+                    raise QianfanError(
+                        action,
+                        err.kind,
+                        status=err.status,
+                        code=err.code,
+                        message=err.message,
+                        request_id=err.request_id,
+                        hint=(
+                            f"gave up after {attempt} attempt(s) in {waited:.1f}s, the limit set by "
+                            f"qianfan:timeoutSeconds ({self._settings.timeout_seconds:g}s)"
+                        ),
+                    ) from None
+
+    def _send(self, action: str, body: dict[str, Any], deadline: Deadline) -> Any:
+        if deadline.expired:
+            raise QianfanError(
+                action,
+                Kind.NO_ANSWER,
+                message="not sent: the operation ran out of time",
+                hint=f"raise qianfan:timeoutSeconds (now {self._settings.timeout_seconds:g}s)",
+            )
+        call_action = self._sdk(action)
+        timeout = max(1.0, min(REQUEST_TIMEOUT_SECONDS, deadline.remaining()))
+        try:
+            response = call_action(ROUTE, action, body, retry_count=1, request_timeout=timeout)
+        except Exception as exc:  # noqa: BLE001 - every SDK failure is mapped, none escapes raw
+            raise self._scrubbed(from_sdk_exception(action, exc)) from None
+        answer = getattr(response, "body", None)
+        if not isinstance(answer, dict) or "result" not in answer:
+            code = answer.get("code") if isinstance(answer, dict) else None
+            if code:
+                raise self._scrubbed(
+                    QianfanError(
+                        action,
+                        Kind.REJECTED,
+                        status=getattr(response, "code", None),
+                        code=str(code),
+                        message=str(answer.get("message", "")),
+                        request_id=answer.get("requestId"),
+                    )
+                )
+            raise QianfanError(action, Kind.BAD_ANSWER, message="the answer has no 'result'")
+        return answer["result"]
+
+    def _scrubbed(self, err: QianfanError) -> QianfanError:
+        text = str(err)
+        if redact(text, self._settings) == text:
+            return err
+        return QianfanError(
+            err.action,
+            err.kind,
+            status=err.status,
+            code=err.code,
+            message=redact(err.message, self._settings),
+            request_id=err.request_id,
+            hint=redact(err.hint, self._settings),
+        )
+
+    def _sdk(self, action: str) -> Callable[..., Any]:
+        """Resolve credentials and endpoint (and start the sandbox) on the first call only."""
+        if self._call_action is not None:
+            return self._call_action
+        with self._lock:
+            if self._call_action is None:
+                self._call_action = self._connect(action)
+        return self._call_action
+
+    def _connect(self, action: str) -> Callable[..., Any]:
+        from .sdk import SdkConfigConflict, call_action_for
+
+        settings = self._settings
+        access_key = settings.access_key.reveal() if settings.access_key else None
+        secret_key = settings.secret_key.reveal() if settings.secret_key else None
+        if settings.sandbox:
+            from .sandbox import SANDBOX_ACCESS_KEY, SANDBOX_SECRET_KEY, SandboxError
+
+            if not (access_key and secret_key):
+                access_key, secret_key = SANDBOX_ACCESS_KEY, SANDBOX_SECRET_KEY
+            try:
+                endpoint = embedded_sandbox_url(settings, access_key, secret_key)
+            except SandboxError as exc:
+                raise QianfanError(action, Kind.CONFIG, message=str(exc), hint="") from None
+        else:
+            endpoint = settings.endpoint
+            if not (access_key and secret_key):
+                missing = [n for n, v in (("qianfan:accessKey", access_key), ("qianfan:secretKey", secret_key)) if not v]
+                raise QianfanError(
+                    action,
+                    Kind.CONFIG,
+                    message=f"no Qianfan credentials ({', '.join(missing)} not set)",
+                    hint=CREDENTIALS_HINT,
+                )
+        try:
+            return call_action_for(endpoint, access_key, secret_key)
+        except SdkConfigConflict as exc:
+            raise QianfanError(action, Kind.CONFIG, message=str(exc), hint="") from None

@@ -1,0 +1,46 @@
+"""Bounded waiting: one deadline per lifecycle operation, exponential backoff with jitter.
+
+The provider host ignores Pulumi's `customTimeouts`, so every wait and retry in the provider is
+bounded by a `Deadline` built from `qianfan:timeoutSeconds`.
+"""
+from __future__ import annotations
+
+import random
+import time
+
+
+class Deadline:
+    """The time an operation may still spend; shared by every call and wait of that operation."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._end = time.monotonic() + seconds
+
+    def remaining(self) -> float:
+        return max(0.0, self._end - time.monotonic())
+
+    @property
+    def expired(self) -> bool:
+        return self.remaining() <= 0.0
+
+    def sub(self, seconds: float) -> "Deadline":
+        """A shorter deadline inside this one (e.g. how long to wait for a change to show)."""
+        return Deadline(min(seconds, self.remaining()))
+
+    def sleep(self, seconds: float) -> bool:
+        """Sleep, but never past the deadline; False when there was not enough time left."""
+        left = self.remaining()
+        if left < seconds:
+            return False
+        time.sleep(seconds)
+        return True
+
+
+def backoff(attempt: int, *, initial: float = 0.25, cap: float = 8.0) -> float:
+    """Delay before retry number `attempt` (0-based): exponential, capped, with "equal jitter".
+
+    Half of the delay is fixed so retries stay spaced out; half is random so that the 4 workers of
+    one host (or several hosts) that were throttled together do not retry in lockstep.
+    """
+    delay = min(cap, initial * (2**attempt))
+    return delay / 2 + random.uniform(0, delay / 2)

@@ -1,0 +1,87 @@
+"""Shared fixtures: provider hosts configured against an embedded sandbox, and a secrets scan.
+
+Every test that starts a host ends with a scan of everything that left the provider (RPC answers,
+error texts, the host's stderr, request bodies the sandbox received) for the test credentials.
+"""
+from __future__ import annotations
+
+import json
+import secrets
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+from tests.host import ProviderHost
+
+#: Unique per test session, so a hit in the scan can only come from a leak.
+ACCESS_KEY = "AKtest" + secrets.token_hex(10)
+SECRET_KEY = "SKtest" + secrets.token_hex(16)
+
+
+def sandbox_config(db: Path, **overrides: str) -> dict[str, str]:
+    config = {
+        "qianfan:endpoint": "sandbox",
+        "qianfan:sandboxPath": str(db),
+        "qianfan:accessKey": ACCESS_KEY,
+        "qianfan:secretKey": SECRET_KEY,
+        "qianfan:settleSeconds": "2",
+        "qianfan:timeoutSeconds": "30",
+    }
+    config.update(overrides)
+    return config
+
+
+def assert_no_secrets(texts: dict[str, str]) -> None:
+    for where, text in texts.items():
+        for label, secret in (("access key", ACCESS_KEY), ("secret key", SECRET_KEY)):
+            assert secret not in text, f"the {label} leaked into {where}"
+
+
+def scan_host(host: ProviderHost, db: Path | None) -> None:
+    texts = {f"host RPC answer #{i}": t for i, t in enumerate(host.transcript)}
+    texts["host stderr"] = host.stderr_text()
+    if db is not None and db.exists():
+        from providers.sandbox import SandboxControl
+
+        for i, request in enumerate(SandboxControl(db).requests()):
+            texts[f"request body #{i} ({request['action']})"] = json.dumps(request["body"])
+    assert_no_secrets(texts)
+
+
+@pytest.fixture
+def sandbox_db(tmp_path: Path) -> Path:
+    return tmp_path / "sandbox" / "qianfan.sqlite3"
+
+
+@pytest.fixture
+def control(sandbox_db: Path):
+    from providers.sandbox import SandboxControl
+
+    return SandboxControl(sandbox_db)
+
+
+HostFactory = Callable[..., ProviderHost]
+
+
+@pytest.fixture
+def make_host(tmp_path: Path, sandbox_db: Path) -> Iterator[HostFactory]:
+    """Start configured hosts; at teardown, stop them and scan what they emitted for secrets."""
+    hosts: list[ProviderHost] = []
+
+    def make(config: dict[str, str] | None = None, env: dict[str, str] | None = None, **overrides: str) -> ProviderHost:
+        host = ProviderHost(tmp_path / f"host{len(hosts)}.stderr", env)
+        hosts.append(host)
+        host.configure(config if config is not None else sandbox_config(sandbox_db, **overrides))
+        return host
+
+    yield make
+    for host in hosts:
+        host.close()
+    for host in hosts:
+        scan_host(host, sandbox_db)
+
+
+@pytest.fixture
+def host(make_host: HostFactory) -> ProviderHost:
+    return make_host()

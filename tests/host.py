@@ -1,0 +1,185 @@
+"""Drive Pulumi's own dynamic-provider host the way the engine does: a subprocess and gRPC.
+
+`python -m pulumi.dynamic` is started with the project root as working directory (as the
+`pulumi-resource-pulumi-python` shim does), prints its port, and serves
+`pulumirpc.ResourceProvider`. Every answer and error text is kept in `transcript`, and the host's
+stderr in a file, so tests can scan them for secrets.
+"""
+from __future__ import annotations
+
+import os
+import queue
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import grpc
+from google.protobuf import json_format, struct_pb2
+from pulumi.dynamic.dynamic import serialize_provider
+from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+TYPE = "pulumi-python:dynamic/qianfan:TPMQuota"
+UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+START_TIMEOUT = 30.0
+CALL_TIMEOUT = 120.0
+
+
+def provider_blob() -> str:
+    """What a program's TPMQuota stores in `__provider`."""
+    from providers import TPMQuotaProvider
+
+    return serialize_provider(TPMQuotaProvider())
+
+
+def to_struct(props: dict[str, Any]) -> struct_pb2.Struct:
+    struct = struct_pb2.Struct()
+    struct.update({k: v for k, v in props.items() if v is not None})
+    return struct
+
+
+def from_struct(struct: struct_pb2.Struct) -> dict[str, Any]:
+    return json_format.MessageToDict(struct)
+
+
+def urn(name: str, stack: str = "dev") -> str:
+    return f"urn:pulumi:{stack}::qianfan-tpm::{TYPE}::{name}"
+
+
+class HostError(Exception):
+    """The host answered an RPC with an error (the provider raised)."""
+
+    def __init__(self, method: str, code: grpc.StatusCode, details: str) -> None:
+        self.method, self.code, self.details = method, code, details
+        super().__init__(f"{method}: {code.name}: {details}")
+
+    @property
+    def last_line(self) -> str:
+        """What the user reads last: the exception line of the traceback."""
+        lines = [line for line in self.details.strip().splitlines() if line.strip()]
+        return lines[-1] if lines else ""
+
+
+class ProviderHost:
+    def __init__(self, stderr_path: Path, env: dict[str, str] | None = None) -> None:
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("QIANFAN_")}
+        full_env.update(env or {})
+        full_env["PULUMI_PROJECT"] = "qianfan-tpm"
+        self.stderr_path = stderr_path
+        self._stderr = open(stderr_path, "wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-u", "-m", "pulumi.dynamic", "127.0.0.1:1"],
+            cwd=PROJECT_ROOT,
+            env=full_env,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+        )
+        port = self._read_port()
+        self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        self.stub = provider_pb2_grpc.ResourceProviderStub(self.channel)
+        self.blob = provider_blob()
+        self.transcript: list[str] = []
+
+    def _read_port(self) -> int:
+        lines: queue.Queue[bytes] = queue.Queue()
+        assert self.process.stdout is not None
+        threading.Thread(target=lambda: lines.put(self.process.stdout.readline()), daemon=True).start()
+        try:
+            line = lines.get(timeout=START_TIMEOUT)
+        except queue.Empty:
+            self.close()
+            raise RuntimeError(f"provider host printed no port within {START_TIMEOUT}s") from None
+        if not line.strip():
+            self.close()
+            raise RuntimeError(f"provider host exited: {self.stderr_path.read_text(errors='replace')}")
+        return int(line)
+
+    # -- RPCs ----------------------------------------------------------------------------------
+    def _rpc(self, method: str, request: Any) -> Any:
+        try:
+            response = getattr(self.stub, method)(request, timeout=CALL_TIMEOUT)
+        except grpc.RpcError as err:
+            details = err.details() or ""
+            self.transcript.append(details)
+            raise HostError(method, err.code(), details) from None
+        self.transcript.append(json_format.MessageToJson(response))
+        return response
+
+    def with_provider(self, props: dict[str, Any]) -> dict[str, Any]:
+        return {**props, "__provider": self.blob}
+
+    def configure(self, config: dict[str, str]) -> None:
+        self._rpc("Configure", provider_pb2.ConfigureRequest(args=to_struct(config), acceptSecrets=True))
+
+    def check(self, news: dict[str, Any], olds: dict[str, Any] | None = None, name: str = "q") -> tuple[dict, list]:
+        response = self._rpc(
+            "Check",
+            provider_pb2.CheckRequest(
+                urn=urn(name), olds=to_struct(self.with_provider(olds) if olds else {}), news=to_struct(self.with_provider(news))
+            ),
+        )
+        failures = [(f.property, f.reason) for f in response.failures]
+        return from_struct(response.inputs), failures
+
+    def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any], name: str = "q") -> dict[str, Any]:
+        response = self._rpc(
+            "Diff",
+            provider_pb2.DiffRequest(
+                id=id_, urn=urn(name), olds=to_struct(self.with_provider(olds)), news=to_struct(self.with_provider(news))
+            ),
+        )
+        return {
+            "changes": provider_pb2.DiffResponse.DiffChanges.Name(response.changes),
+            "replaces": list(response.replaces),
+            "deleteBeforeReplace": response.deleteBeforeReplace,
+        }
+
+    def create(self, props: dict[str, Any], name: str = "q") -> tuple[str, dict[str, Any]]:
+        response = self._rpc(
+            "Create", provider_pb2.CreateRequest(urn=urn(name), properties=to_struct(self.with_provider(props)))
+        )
+        return response.id, from_struct(response.properties)
+
+    def read(self, id_: str, props: dict[str, Any], name: str = "q") -> tuple[str, dict[str, Any], dict[str, Any]]:
+        response = self._rpc(
+            "Read", provider_pb2.ReadRequest(id=id_, urn=urn(name), properties=to_struct(self.with_provider(props)))
+        )
+        return response.id, from_struct(response.properties), from_struct(response.inputs)
+
+    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any], name: str = "q") -> dict[str, Any]:
+        response = self._rpc(
+            "Update",
+            provider_pb2.UpdateRequest(
+                id=id_, urn=urn(name), olds=to_struct(self.with_provider(olds)), news=to_struct(self.with_provider(news))
+            ),
+        )
+        return from_struct(response.properties)
+
+    def delete(self, id_: str, props: dict[str, Any], name: str = "q") -> None:
+        self._rpc("Delete", provider_pb2.DeleteRequest(id=id_, urn=urn(name), properties=to_struct(self.with_provider(props))))
+
+    # -- lifecycle as `pulumi up` runs it ------------------------------------------------------
+    def up(self, news: dict[str, Any], name: str = "q") -> tuple[str, dict[str, Any]]:
+        """Check then Create, failing loudly on check failures."""
+        inputs, failures = self.check(news, name=name)
+        assert not failures, failures
+        return self.create(inputs, name=name)
+
+    def stderr_text(self) -> str:
+        if not self._stderr.closed:
+            self._stderr.flush()
+        return self.stderr_path.read_text(errors="replace")
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        if getattr(self, "channel", None) is not None:
+            self.channel.close()
+        self._stderr.close()
