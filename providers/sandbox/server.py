@@ -56,7 +56,7 @@ class Sandbox:
             ) from None
         thread = threading.Thread(
             target=server.serve_forever,
-            kwargs={"poll_interval": 0.1},
+            kwargs={"poll_interval": 0.05},
             name=f"qianfan-sandbox-{server.server_address[1]}",
             daemon=True,
         )

@@ -73,24 +73,19 @@ class Store:
     def open(cls, db_path: str | Path) -> "Store":
         """Create or check the database now, so a bad path fails at start and not mid-request."""
         path = Path(db_path).expanduser().absolute()
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise SandboxError(
-                f"sandbox database {path}: cannot create its directory ({exc.strerror or exc})"
-            ) from None
+        _make_parent(path)
         if path.is_dir():
             raise SandboxError(f"sandbox database {path}: is a directory, not a database file")
         store = cls(path)
         try:
             conn = store.connect()
         except sqlite3.Error as exc:
-            raise SandboxError(f"sandbox database {path}: cannot open it ({exc})") from None
+            raise SandboxError(f"sandbox database {path}: cannot open it ({_describe(exc)})") from None
         try:
+            store._check_columns(conn)  # before creating anything in somebody else's file
             conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(_SCHEMA)
-            store._check_columns(conn)
-        except sqlite3.DatabaseError as exc:
+        except sqlite3.Error as exc:
             raise SandboxError(f"sandbox database {path}: unusable ({_describe(exc)})") from None
         finally:
             conn.close()
@@ -119,12 +114,26 @@ class Store:
         """Refuse a SQLite file that some other program made, instead of corrupting it."""
         for table, expected in _EXPECTED_COLUMNS.items():
             found = {row["name"] for row in conn.execute(f"PRAGMA table_info({table})")}
-            if not expected <= found:
+            if found and not expected <= found:
                 missing = ", ".join(sorted(expected - found))
                 raise SandboxError(
                     f"sandbox database {self.path}: table {table!r} lacks columns {missing}; "
                     "it is not a Qianfan sandbox database"
                 )
+
+
+def _make_parent(path: Path) -> None:
+    """Create the directory the database goes in, explaining the usual ways that fails."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise SandboxError(
+            f"sandbox database {path}: a parent of it is a file, not a directory"
+        ) from None
+    except OSError as exc:
+        raise SandboxError(
+            f"sandbox database {path}: cannot create its directory ({exc.strerror or exc})"
+        ) from None
 
 
 @contextmanager
