@@ -73,7 +73,9 @@ def describe(ctx: Context, body: Any) -> dict[str, list[dict[str, Any]]]:
     payment_timing = fields.optional_str(body, "paymentTiming")
     status = fields.optional_str(body, "status")
     if payment_timing is not None and payment_timing != PAYMENT_TIMING:
-        raise invalid_parameter("paymentTiming", f"must be {PAYMENT_TIMING!r}, got {payment_timing!r}")
+        raise invalid_parameter(
+            "paymentTiming", f"must be {PAYMENT_TIMING!r}, got {payment_timing!r}"
+        )
     if status is not None and status not in STATUSES:
         raise invalid_parameter("status", f"must be one of {', '.join(STATUSES)}, got {status!r}")
     hide_released = ctx.options.released_visibility == "hidden"

@@ -28,7 +28,9 @@ CLOCK_SKEW_SECONDS = 15 * 60
 _TIMESTAMP = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})Z$")
 # Messages Baidu's gateway sends; the qianfan SDK matches the last two to explain the failure.
 _MESSAGE_UNKNOWN_KEY = "NotFound, cause: Could not find credential."
-_MESSAGE_BAD_SIGNATURE = "SignatureDoesNotMatch, cause: Fail to authn user: Signature does not match"
+_MESSAGE_BAD_SIGNATURE = (
+    "SignatureDoesNotMatch, cause: Fail to authn user: Signature does not match"
+)
 
 
 @dataclass(frozen=True)

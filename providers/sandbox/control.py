@@ -14,7 +14,14 @@ from typing import Any
 from providers.release_time import parse_release_time
 
 from . import faults, journal
-from .instances import get_instance, list_instances, mark_expired, mark_running, set_count, set_release_at
+from .instances import (
+    get_instance,
+    list_instances,
+    mark_expired,
+    mark_running,
+    set_count,
+    set_release_at,
+)
 from .options import OPTION_NAMES, Options, load_options, validate_option, write_option
 from .store import Store, immediate
 
@@ -87,14 +94,18 @@ class SandboxControl:
         `release_time=None` cancels the scheduled release; `status="Stopped"` expires the
         instance now; `status="Running"` revives it (undoes a stop or release, ends Creating).
         """
-        if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
+        if count is not None and (
+            isinstance(count, bool) or not isinstance(count, int) or count < 1
+        ):
             raise ValueError(f"count must be an int >= 1, not {count!r}")
         if status not in (None, "Stopped", "Running"):
             raise ValueError(f"status must be 'Stopped' or 'Running', not {status!r}")
         release_at: float | None = None
         if release_time is not _UNSET and release_time is not None:
             moment = (
-                release_time if isinstance(release_time, datetime) else parse_release_time(release_time)
+                release_time
+                if isinstance(release_time, datetime)
+                else parse_release_time(release_time)
             )
             if moment.tzinfo is None:
                 raise ValueError("release_time must be timezone-aware")

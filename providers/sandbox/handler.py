@@ -151,7 +151,7 @@ class QianfanHandler(BaseHTTPRequestHandler):
         verify_request(
             self.headers.get("Authorization"), "POST", path, headers, query, app.credentials
         )
-        if action not in HANDLERS:
+        if action is None or action not in HANDLERS:
             return failure(400, "InvalidAction", f"unknown Action {action!r}")
         fault = take_fault(conn, action)
         if fault is not None and fault.kind in BEFORE_HANDLING:

@@ -145,7 +145,10 @@ def insert_instance(
             conn.execute(
                 "INSERT INTO instances (instance_id, model, count, payment_timing, created_at, "
                 "ready_at, release_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (instance_id, model, count, PAYMENT_TIMING, now, now + creating_seconds, release_at),
+                (
+                    instance_id, model, count, PAYMENT_TIMING,
+                    now, now + creating_seconds, release_at,
+                ),
             )
         except sqlite3.IntegrityError:
             continue  # a 62**8 collision; draw again

@@ -38,7 +38,7 @@ def record_answer(conn: sqlite3.Connection, row_id: int, status: int, code: str 
 
 
 def read_requests(conn: sqlite3.Connection, action: str | None = None) -> list[dict[str, Any]]:
-    """Rows in arrival order, optionally of one action; a request still in flight has status None."""
+    """Rows in arrival order, optionally of one action; one still in flight has status None."""
     if action is None:
         rows = conn.execute("SELECT * FROM requests ORDER BY id")
     else:

@@ -34,7 +34,9 @@ class Sandbox:
     ) -> None:
         self.db_path = Path(db_path)
         self._credentials = (
-            dict(credentials) if credentials is not None else {SANDBOX_ACCESS_KEY: SANDBOX_SECRET_KEY}
+            dict(credentials)
+            if credentials is not None
+            else {SANDBOX_ACCESS_KEY: SANDBOX_SECRET_KEY}
         )
         self._requested_port = port
         self._models = frozenset(allowed_models(extra_models))

@@ -80,7 +80,9 @@ class Store:
         try:
             conn = store.connect()
         except sqlite3.Error as exc:
-            raise SandboxError(f"sandbox database {path}: cannot open it ({_describe(exc)})") from None
+            raise SandboxError(
+                f"sandbox database {path}: cannot open it ({_describe(exc)})"
+            ) from None
         try:
             store._check_columns(conn)  # before creating anything in somebody else's file
             conn.execute("PRAGMA journal_mode=WAL")
