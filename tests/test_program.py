@@ -1,0 +1,129 @@
+"""`__main__.py` under Pulumi's mocks: the stack's quota list becomes resources and exports.
+
+Mocks never run provider code; they only show what the program declares. The stack files in
+`stacks/` are parsed the same way, so a broken stack file fails here rather than at `pulumi up`.
+"""
+from __future__ import annotations
+
+import json
+import runpy
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+import yaml
+
+from providers.stack_config import QuotaPlanError, parse_quota_plan
+from tests.host import PROJECT_ROOT, TYPE
+
+
+class RecordingMocks(pulumi.runtime.Mocks):
+    def __init__(self) -> None:
+        self.resources: list[pulumi.runtime.MockResourceArgs] = []
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        self.resources.append(args)
+        units = int(args.inputs["purchaseCount"])
+        outputs = {**args.inputs, "instanceId": f"tpm-{args.name[:8]:0<8}", "status": "Running", "tpm": units * 10_000, "rpm": units * 33}
+        return outputs["instanceId"], outputs
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list]:
+        return {}, []
+
+
+def run_program(quotas: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[RecordingMocks, dict[str, Any]]:
+    mocks = RecordingMocks()
+    pulumi.runtime.set_mocks(mocks, project="qianfan-tpm", stack="dev", preview=False)
+    pulumi.runtime.set_all_config({"qianfan-tpm:quotas": json.dumps(quotas)})
+    exports: dict[str, Any] = {}
+    monkeypatch.setattr(pulumi, "export", lambda name, value: exports.__setitem__(name, value))
+    runpy.run_path(str(PROJECT_ROOT / "__main__.py"), run_name="__main__")
+    return mocks, exports
+
+
+@pulumi.runtime.test
+def test_quota_list_becomes_resources_and_exports(monkeypatch: pytest.MonkeyPatch) -> Any:
+    quotas = [
+        {"name": "chat", "model": "ernie-speed-8k", "purchaseCount": 2, "releaseTime": "2031-01-01 08:00:00"},
+        {"name": "agent", "model": "qianfan-agent-speed-8k", "purchaseCount": 1, "protect": True},
+    ]
+    mocks, exports = run_program(quotas, monkeypatch)
+    assert set(exports) == {"chat", "agent"}
+
+    def check(values: list[Any]) -> None:
+        # Registrations finish before their outputs resolve, so the mocks have seen them by now.
+        assert [r.name for r in mocks.resources] == ["chat", "agent"]
+        assert {r.typ for r in mocks.resources} == {TYPE}
+        chat, agent = mocks.resources
+        assert chat.inputs["model"] == "ernie-speed-8k" and chat.inputs["purchaseCount"] == 2
+        assert chat.inputs["releaseTime"] == "2031-01-01T08:00:00+08:00"
+        assert chat.inputs["paymentTiming"] == "Postpaid"
+        assert "releaseTime" not in agent.inputs
+        chat_out, agent_out = values
+        assert chat_out == {"instanceId": "tpm-chat0000", "status": "Running", "tpm": 20_000, "rpm": 66}
+        assert agent_out == {"instanceId": "tpm-agent000", "status": "Running", "tpm": 10_000, "rpm": 33}
+
+    return pulumi.Output.all(pulumi.Output.from_input(exports["chat"]), pulumi.Output.from_input(exports["agent"])).apply(check)
+
+
+def test_protect_and_delete_before_replace_reach_the_resource_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[pulumi.ResourceOptions] = []
+    import providers.resource as resource_module
+
+    original = resource_module.TPMQuota.__init__
+
+    def spy(self: Any, name: str, **kwargs: Any) -> None:
+        seen.append(kwargs["opts"])
+        original(self, name, **kwargs)
+
+    monkeypatch.setattr(resource_module.TPMQuota, "__init__", spy)
+    run_program(
+        [
+            {"name": "a", "model": "ernie-speed-8k", "purchaseCount": 1, "protect": True},
+            {"name": "b", "model": "ernie-speed-8k", "purchaseCount": 1, "deleteBeforeReplace": True},
+        ],
+        monkeypatch,
+    )
+    assert [(o.protect, o.delete_before_replace) for o in seen] == [(True, False), (False, True)]
+
+
+@pytest.mark.parametrize(
+    "quotas, fragment",
+    [
+        ({"name": "x"}, "must be a list"),
+        (["chat"], "qianfan-tpm:quotas[0]: entry must be an object"),
+        ([{"model": "ernie-speed-8k", "purchaseCount": 1}], "qianfan-tpm:quotas[0]: name is required"),
+        ([{"name": "chat", "purchaseCount": 1}], "qianfan-tpm:quotas[0] ('chat'): model is required"),
+        ([{"name": "chat", "model": "ernie-speed-8k", "purchaseCount": 1.5}], "('chat'): purchaseCount must be a whole number"),
+        ([{"name": "chat", "model": "ernie-speed-8k", "purchaseCount": 1, "releaseTime": "soon"}], "('chat'): releaseTime 'soon' is not a time"),
+        ([{"name": "chat", "model": "ernie-speed-8k", "purchaseCount": 1, "protect": "yes"}], "('chat'): protect must be true or false"),
+        ([{"name": "chat", "model": "ernie-speed-8k", "purchasecount": 1}], "('chat'): purchasecount is not a quota field"),
+        (
+            [{"name": "a", "model": "ernie-speed-8k", "purchaseCount": 1}, {"name": "a", "model": "ernie-lite-8k", "purchaseCount": 1}],
+            "qianfan-tpm:quotas[1] ('a'): name is used by an earlier entry",
+        ),
+    ],
+)
+def test_malformed_list_names_entry_and_field(quotas: Any, fragment: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(QuotaPlanError, match=None) as caught:
+        parse_quota_plan(quotas)
+    assert fragment in str(caught.value)
+    with pytest.raises(pulumi.RunError) as from_program:
+        run_program(quotas, monkeypatch)
+    assert fragment in str(from_program.value)
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_stack_files_hold_valid_quota_plans(stack: str) -> None:
+    config = yaml.safe_load((PROJECT_ROOT / "stacks" / f"Pulumi.{stack}.yaml").read_text())["config"]
+    plan = parse_quota_plan(config["qianfan-tpm:quotas"])
+    assert plan, "every stack declares quotas"
+    if stack == "prod":
+        assert all(entry.protect for entry in plan)
+    if stack == "dev":
+        assert config["qianfan:endpoint"] == "sandbox"
+        assert "qianfan:accessKey" not in config and "qianfan:secretKey" not in config
+    else:
+        for key in ("qianfan:accessKey", "qianfan:secretKey"):
+            assert set(config[key]) == {"secure"} and "PLACEHOLDER" in config[key]["secure"]
