@@ -95,14 +95,14 @@ class QianfanError(Exception):
         super().__init__(self._render())
 
     def _render(self) -> str:
-        parts = [f"{self.action} failed:"]
+        parts = [f"{self.action} failed"]
         if self.status is not None:
-            parts.append(f"HTTP {self.status}")
-        if self.code:
+            parts.append(f"HTTP {self.status}" + (f" {self.code}" if self.code else ""))
+        elif self.code:
             parts.append(self.code)
-        text = " ".join(parts)
         if self.message:
-            text += f": {self.message}"
+            parts.append(self.message)
+        text = ": ".join(parts)
         if self.request_id:
             text += f" (requestId {self.request_id})"
         if self.hint:

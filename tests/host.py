@@ -63,15 +63,17 @@ class HostError(Exception):
 
 
 class ProviderHost:
-    def __init__(self, stderr_path: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, stderr_path: Path, env: dict[str, str] | None = None, cwd: Path = PROJECT_ROOT) -> None:
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("QIANFAN_")}
         full_env.update(env or {})
+        if cwd != PROJECT_ROOT:  # another project directory that uses this checkout's package
+            full_env["PYTHONPATH"] = str(PROJECT_ROOT)
         full_env["PULUMI_PROJECT"] = "qianfan-tpm"
         self.stderr_path = stderr_path
         self._stderr = open(stderr_path, "wb")
         self.process = subprocess.Popen(
             [sys.executable, "-u", "-m", "pulumi.dynamic", "127.0.0.1:1"],
-            cwd=PROJECT_ROOT,
+            cwd=cwd,
             env=full_env,
             stdout=subprocess.PIPE,
             stderr=self._stderr,
