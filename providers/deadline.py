@@ -27,12 +27,16 @@ class Deadline:
         """A shorter deadline inside this one (e.g. how long to wait for a change to show)."""
         return Deadline(min(seconds, self.remaining()))
 
-    def sleep(self, seconds: float) -> bool:
-        """Sleep, but never past the deadline; False when there was not enough time left."""
-        left = self.remaining()
-        if left < seconds:
+    def sleep(self, seconds: float, *, reserve: float = 0.5) -> bool:
+        """Sleep up to `seconds`, leaving `reserve` for one more attempt; False when no time is left.
+
+        Cutting the last pause short (rather than giving up because a full pause no longer fits)
+        uses the whole deadline for attempts.
+        """
+        pause = min(seconds, self.remaining() - reserve)
+        if pause <= 0:
             return False
-        time.sleep(seconds)
+        time.sleep(pause)
         return True
 
 

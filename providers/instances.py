@@ -162,7 +162,7 @@ def wait_for(
         instance = fetch()
         if done(instance):
             return instance
-        if not deadline.sleep(backoff(attempt, initial=0.5, cap=5.0)):
+        if not deadline.sleep(backoff(attempt, initial=0.5, cap=5.0), reserve=0.0):
             return instance
         attempt += 1
 

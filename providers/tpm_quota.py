@@ -37,7 +37,7 @@ from .instances import (
     outputs_of,
     wait_for,
 )
-from .purchases import PurchaseLedger
+from .purchases import PurchaseLedger, Spec
 from .release_time import normalise_release_time
 from .settings import Settings, load_settings
 
@@ -192,77 +192,92 @@ class TPMQuotaProvider(ResourceProvider):
     # -- create paths ----------------------------------------------------------------------------
     def _buy(self, rt: _Runtime, inputs: TPMQuotaInputs, deadline: Deadline) -> Instance:
         """Purchase once; after an uncertain failure, find the bought instance instead of buying again."""
-        model, count = inputs.model, inputs.purchase_count
-        before = {i.instance_id for i in list_instances(rt.client, model, deadline)}
+        spec = Spec(inputs.model, inputs.purchase_count, inputs.release_time)
+        before = {i.instance_id for i in list_instances(rt.client, spec.model, deadline)}
         uncertain_failures = 0
         throttled = 0
         while True:
-            with rt.ledger.purchasing(model, deadline):
+            failure: QianfanError | None = None
+            with rt.ledger.purchasing(spec, deadline) as mark_uncertain:
                 try:
-                    instance_id: str | None = rt.client.purchase(model, count, inputs.release_time, deadline)
-                    failure: QianfanError | None = None
+                    instance_id: str | None = rt.client.purchase(spec.model, spec.units, spec.release_time, deadline)
                 except QianfanError as err:
                     instance_id, failure = None, err
+                    if err.kind in _UNCERTAIN:
+                        mark_uncertain()
             if failure is None:
                 assert instance_id is not None
                 rt.ledger.claim(instance_id)
                 break
-            if failure.kind is not Kind.THROTTLED and failure.kind not in _UNCERTAIN:
-                raise failure  # refused: nothing was bought
-            instance_id = self._recover_purchase(rt, inputs, before, failure, deadline)
-            if instance_id:
-                break
             if failure.kind is Kind.THROTTLED:
+                # Refused at the gate before anything happened: wait and send it again.
                 if not deadline.sleep(backoff(throttled)):
                     raise failure
                 throttled += 1
                 continue
+            if failure.kind not in _UNCERTAIN:
+                raise failure  # refused: nothing was bought
+            instance_id = self._recover_purchase(rt, spec, before, failure, deadline)
+            if instance_id:
+                break
             uncertain_failures += 1
             if uncertain_failures >= 2:
                 raise ProviderError(
-                    f"{failure}. Listing {model}'s instances shows that neither attempt bought anything; "
+                    f"{failure}. Listing {spec.model}'s instances shows that neither attempt bought anything; "
                     "nothing was recorded — run `pulumi up` again later"
                 )
         return self._wait_visible(rt, inputs, instance_id, deadline)
 
     def _recover_purchase(
-        self, rt: _Runtime, inputs: TPMQuotaInputs, before: set[str], failure: QianfanError, deadline: Deadline
+        self, rt: _Runtime, spec: Spec, before: set[str], failure: QianfanError, deadline: Deadline
     ) -> str | None:
-        """After a failed purchase: the id it bought (exactly one new matching instance) or None."""
-        model = inputs.model
-        # Only an uncertain failure can hide a purchase that shows up late.
-        settle = deadline.sub(rt.settings.settle_seconds if failure.kind in _UNCERTAIN else 0.0)
-        with rt.ledger.recovering(model, deadline) as claimed:
+        """After an uncertain purchase failure: the id it bought, or None if it bought nothing.
+
+        Looks for new instances of the same spec, for up to `qianfan:settleSeconds` in case the
+        purchase shows up late; refuses to guess when more appeared than purchases are pending.
+        """
+        settle = deadline.sub(rt.settings.settle_seconds)
+        with rt.ledger.recovering(spec, deadline) as window:
             attempt = 0
             while True:
                 try:
-                    listed = list_instances(rt.client, model, deadline)
+                    listed = list_instances(rt.client, spec.model, deadline)
                 except QianfanError as err:
                     raise ProviderError(
-                        f"{failure}. Whether a quota was bought is unknown: listing {model}'s instances to find "
-                        f"out failed too ({err}). Look for a new {model} instance in the Qianfan console and "
-                        "put it under management with adoptInstanceId"
+                        f"{failure}. Whether a quota was bought is unknown: listing {spec.model}'s instances to "
+                        f"find out failed too ({err}). Look for a new {spec.model} instance in the Qianfan console "
+                        "and put it under management with adoptInstanceId"
                     ) from None
-                new = [i for i in listed if i.instance_id not in before and i.instance_id not in claimed and not i.gone]
-                if len(new) == 1 and self._matches(new[0], inputs):
+                new = sorted(
+                    (
+                        i
+                        for i in listed
+                        if i.instance_id not in before
+                        and i.instance_id not in window.claimed
+                        and not i.gone
+                        and self._matches(i, spec)
+                    ),
+                    key=lambda i: i.instance_id,
+                )
+                if 0 < len(new) <= window.pending_same_spec:
                     rt.ledger.claim(new[0].instance_id)
                     return new[0].instance_id
                 if new:
                     raise ProviderError(
-                        f"{failure}. Since the purchase, {len(new)} unexplained {model} instance(s) appeared "
-                        f"({describe_ids(new)}) and this provider cannot tell which one, if any, it bought; "
-                        "nothing was recorded. Set adoptInstanceId to the right one on this quota and run "
-                        "`pulumi up` again; release any other in the Qianfan console"
+                        f"{failure}. Since the purchase, {len(new)} unexplained {spec.model} instance(s) with "
+                        f"{spec.units} unit(s) appeared ({describe_ids(new)}) and this provider cannot tell which "
+                        "one, if any, it bought; nothing was recorded. Set adoptInstanceId to the right one on this "
+                        "quota and run `pulumi up` again; release any other in the Qianfan console"
                     )
-                if not settle.sleep(backoff(attempt, initial=0.5, cap=5.0)):
+                if not settle.sleep(backoff(attempt, initial=0.5, cap=5.0), reserve=0.0):
                     return None
                 attempt += 1
 
     @staticmethod
-    def _matches(instance: Instance, inputs: TPMQuotaInputs) -> bool:
-        if instance.units is not None and instance.units != inputs.purchase_count:
+    def _matches(instance: Instance, spec: Spec) -> bool:
+        if instance.units is not None and instance.units != spec.units:
             return False
-        if instance.release_time_known and instance.release_time != inputs.release_time:
+        if instance.release_time_known and instance.release_time != spec.release_time:
             return False
         return True
 

@@ -85,3 +85,13 @@ def make_host(tmp_path: Path, sandbox_db: Path) -> Iterator[HostFactory]:
 @pytest.fixture
 def host(make_host: HostFactory) -> ProviderHost:
     return make_host()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ANN001 - pytest hook
+    from tests.figures import table
+
+    lines = table()
+    if lines:
+        terminalreporter.section("measured figures")
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -1,0 +1,290 @@
+"""Money safety, proven with the sandbox's fault injection, through the provider host.
+
+- a purchase whose answer is lost (or fails at random points) never buys twice and never loses a
+  quota: randomized trials, each ending with exactly one instance per declared quota;
+- throttling and 5xx on the idempotent actions are survived, inside a deadline that is honoured;
+- a change answered `true` but not applied is reported, never recorded as done;
+- 20 quotas created, resized and destroyed concurrently all end as declared.
+
+The `make_host` fixture scans every scenario for leaked keys.
+"""
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from tests.figures import record
+from tests.host import HostError, ProviderHost
+
+TRIALS = int(os.environ.get("QIANFAN_TPM_TRIALS", "200"))
+SEED = int(os.environ.get("QIANFAN_TPM_SEED", "20261126"))
+MODELS = ["ernie-speed-8k", "ernie-lite-8k", "ernie-speed-128k", "ernie-tiny-8k"]
+RELEASES = [None, "2031-03-04T05:06:07+08:00", "2031-04-01 00:00:00"]
+FAST = {"qianfan:settleSeconds": "0.3", "qianfan:timeoutSeconds": "30"}
+
+PURCHASE_FAULTS = [
+    ("drop", None),  # lost before the purchase: nothing bought
+    ("drop_after_commit", None),  # bought, answer lost
+    ("error", 500),
+    ("error", 503),
+    ("error_after_commit", 500),  # bought, answered 500
+    ("error_after_commit", 502),
+    ("throttle", 429),
+]
+DESCRIBE_FAULTS = [("throttle", 429), ("error", 500), ("drop", None), ("error", 503)]
+
+
+def live_instances(control, models: set[str]) -> dict[str, dict[str, Any]]:
+    return {row["instanceId"]: row for row in control.instances() if row["model"] in models and row["status"] != "Stopped"}
+
+
+def up_until_done(host: ProviderHost, props: dict[str, Any], name: str, attempts: int = 4) -> tuple[str, dict, int]:
+    """What an operator does: run `pulumi up` again until the quota is created."""
+    for attempt in range(1, attempts + 1):
+        try:
+            id_, outs = host.up(props, name=name)
+            return id_, outs, attempt
+        except HostError as err:
+            assert "unexplained" not in err.last_line, err.last_line
+            last = err
+    raise AssertionError(f"{name} not created after {attempts} runs: {last.last_line}")
+
+
+def test_randomized_lost_and_failed_purchases(make_host, control) -> None:
+    host = make_host(**FAST)
+    rng = random.Random(SEED)
+    stats: Counter[str] = Counter()
+    started = time.monotonic()
+    for trial in range(TRIALS):
+        control.clear_requests()
+        # 1-3 quotas, created concurrently; sometimes of the same model (and spec), which is where
+        # a careless recovery would take another quota's instance.
+        quotas = []
+        for n in range(rng.randint(1, 3)):
+            model = rng.choice(MODELS[:2]) if rng.random() < 0.6 else rng.choice(MODELS)
+            props: dict[str, Any] = {"model": model, "purchaseCount": rng.choice([1, 1, 2, 3])}
+            release = rng.choice(RELEASES)
+            if release:
+                props["releaseTime"] = release
+            quotas.append((f"t{trial}q{n}", props))
+        for _ in range(rng.randint(1, 3)):
+            kind, status = rng.choice(PURCHASE_FAULTS)
+            control.add_fault("PurchaseTPMResource", kind, count=rng.randint(1, 2), status=status)
+        if rng.random() < 0.5:
+            kind, status = rng.choice(DESCRIBE_FAULTS)
+            control.add_fault("DescribeTPMResource", kind, count=rng.randint(1, 3), status=status)
+
+        with ThreadPoolExecutor(max_workers=len(quotas)) as pool:
+            results = list(pool.map(lambda q: up_until_done(host, q[1], q[0]), quotas))
+        control.clear_faults()
+
+        models = {props["model"] for _, props in quotas}
+        live = live_instances(control, models)
+        state_ids = [id_ for id_, _, _ in results]
+        # Exactly one instance per declared quota; the state agrees with the sandbox.
+        assert len(set(state_ids)) == len(quotas), f"trial {trial}: two quotas share an instance"
+        assert set(live) == set(state_ids), f"trial {trial}: sandbox {sorted(live)} != state {sorted(state_ids)}"
+        for (name, props), (id_, outs, runs) in zip(quotas, results):
+            row = live[id_]
+            assert row["count"] == props["purchaseCount"] == outs["purchaseCount"], (trial, name)
+            assert row["releaseTime"] == outs.get("releaseTime"), (trial, name)
+            stats["re-runs of pulumi up needed"] += runs - 1
+        purchases = control.requests("PurchaseTPMResource")
+        answered = sum(1 for r in purchases if r["status"] == 200)
+        stats["trials"] += 1
+        stats["quotas declared"] += len(quotas)
+        stats["purchase requests"] += len(purchases)
+        stats["purchase answers lost or failed"] += len(purchases) - answered
+        stats["bought, answer lost, adopted from listing"] += len(quotas) - answered
+        for id_, outs, _ in results:
+            host.delete(id_, outs)
+        assert live_instances(control, models) == {}, f"trial {trial}: destroy left quota running"
+
+    assert stats["purchase answers lost or failed"] > TRIALS // 2, "the trials must exercise failures"
+    assert stats["bought, answer lost, adopted from listing"] > 0
+    record("lost purchases", f"randomized trials (seed {SEED})", stats["trials"])
+    for key in (
+        "quotas declared",
+        "purchase requests",
+        "purchase answers lost or failed",
+        "bought, answer lost, adopted from listing",
+        "re-runs of pulumi up needed",
+    ):
+        record("lost purchases", key, stats[key])
+    record("lost purchases", "double purchases / orphaned quotas", "0 / 0 (asserted every trial)")
+    record("lost purchases", "wall time", f"{time.monotonic() - started:.1f}s")
+
+
+# -- deterministic cases of the purchase recovery ------------------------------------------------
+@pytest.mark.parametrize(
+    "fault, status, purchases",
+    [
+        ("drop_after_commit", None, 1),  # bought: adopted from the listing, never bought again
+        ("error_after_commit", 500, 1),
+        ("drop", None, 2),  # nothing bought: one retry
+        ("error", 503, 2),
+        ("throttle", 429, 2),  # refused at the gate: retried after a backoff
+    ],
+)
+def test_one_failed_purchase(make_host, control, fault: str, status: int | None, purchases: int) -> None:
+    host = make_host(**FAST)
+    control.add_fault("PurchaseTPMResource", fault, status=status)
+    id_, outs = host.up({"model": "ernie-speed-8k", "purchaseCount": 2})
+    assert [row["instanceId"] for row in control.instances()] == [id_]
+    assert len(control.requests("PurchaseTPMResource")) == purchases
+    assert outs["purchaseCount"] == 2
+
+
+def test_two_lost_purchases_that_bought_nothing_fail_without_buying(make_host, control) -> None:
+    host = make_host(**FAST)
+    control.add_fault("PurchaseTPMResource", "drop", count=2)
+    with pytest.raises(HostError) as caught:
+        host.up({"model": "ernie-speed-8k", "purchaseCount": 1})
+    assert "neither attempt bought anything" in caught.value.last_line
+    assert control.instances() == []
+    assert len(control.requests("PurchaseTPMResource")) == 2
+
+
+def test_listing_failure_after_a_lost_purchase_says_what_to_check(make_host, control) -> None:
+    host = make_host(**{**FAST, "qianfan:timeoutSeconds": "3"})
+    inputs, _ = host.check({"model": "ernie-speed-8k", "purchaseCount": 1})
+    control.add_fault("PurchaseTPMResource", "drop_after_commit")
+    control.set_option("latency_ms", 300)  # room to break Describe while the purchase is handled
+
+    def break_describe_once_purchase_arrives() -> None:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not control.requests("PurchaseTPMResource"):
+            time.sleep(0.005)
+        control.add_fault("DescribeTPMResource", "error", count=100_000)
+
+    watcher = threading.Thread(target=break_describe_once_purchase_arrives)
+    watcher.start()
+    with pytest.raises(HostError) as caught:
+        host.create(inputs)
+    watcher.join()
+    line = caught.value.last_line
+    assert "Whether a quota was bought is unknown" in line and "adoptInstanceId" in line, line
+    assert len(control.instances()) == 1  # it was bought; the message says how to adopt it
+
+
+# -- idempotent actions: retried with backoff inside a deadline ----------------------------------
+@pytest.mark.parametrize(
+    "action",
+    ["DescribeTPMResource", "ResizeTPMResource", "AutoReleaseTPMResource", "ReleaseTPMResource"],
+)
+@pytest.mark.parametrize("fault, status", [("throttle", 429), ("error", 500), ("error", 503), ("drop", None), ("error_after_commit", 500)])
+def test_safe_actions_survive_throttling_and_5xx(make_host, control, action: str, fault: str, status: int | None) -> None:
+    host = make_host(**FAST)
+    model = "ernie-speed-8k"
+    id_, outs = host.up({"model": model, "purchaseCount": 1})
+    control.clear_requests()
+    control.add_fault(action, fault, count=3, status=status)
+    if action == "DescribeTPMResource":
+        assert host.read(id_, outs)[0] == id_
+    elif action == "ReleaseTPMResource":
+        host.delete(id_, outs)
+        assert control.instances()[0]["status"] == "Stopped"
+    else:
+        change = {"purchaseCount": 2} if action == "ResizeTPMResource" else {"releaseTime": "2031-01-01 00:00:00"}
+        news, _ = host.check({"model": model, "purchaseCount": 1, **change})
+        outs = host.update(id_, outs, news)
+        row = control.instances()[0]
+        assert row["count"] == outs["purchaseCount"] and row["releaseTime"] == outs.get("releaseTime")
+    attempts = len(control.requests(action))
+    if (action, fault) == ("ReleaseTPMResource", "error_after_commit"):
+        # The first release went through; the retry is refused as "already released", and a
+        # Describe confirms the instance is gone, which is what destroy wants.
+        assert attempts == 2 and control.requests("DescribeTPMResource")
+    else:
+        assert attempts >= 4, "three faults, then the attempt that succeeds"
+    record("retries", f"{action} after 3x {fault}{' ' + str(status) if status else ''}", f"succeeded on attempt {attempts}")
+
+
+@pytest.mark.parametrize("operation", ["read", "update", "delete"])
+def test_deadline_is_honoured_when_faults_never_stop(make_host, control, operation: str) -> None:
+    host = make_host(**{**FAST, "qianfan:timeoutSeconds": "3"})
+    id_, outs = host.up({"model": "ernie-speed-8k", "purchaseCount": 1})
+    control.add_fault("*", "throttle", count=100_000)
+    news, _ = host.check({"model": "ernie-speed-8k", "purchaseCount": 2})
+    started = time.monotonic()
+    with pytest.raises(HostError) as caught:
+        {"read": lambda: host.read(id_, outs), "update": lambda: host.update(id_, outs, news), "delete": lambda: host.delete(id_, outs)}[operation]()
+    elapsed = time.monotonic() - started
+    assert 1.5 <= elapsed < 3 + 2.5, f"{operation} took {elapsed:.1f}s with a 3s deadline"
+    assert "gave up after" in caught.value.last_line and "qianfan:timeoutSeconds" in caught.value.last_line
+    record("deadline", f"{operation} under endless 429, deadline 3s", f"failed after {elapsed:.1f}s")
+
+
+# -- read after write ------------------------------------------------------------------------------
+@pytest.mark.parametrize("action", ["ResizeTPMResource", "AutoReleaseTPMResource"])
+def test_change_answered_but_not_applied_is_reported_and_not_recorded(make_host, control, action: str) -> None:
+    host = make_host(**FAST)
+    model = "ernie-speed-8k"
+    id_, outs = host.up({"model": model, "purchaseCount": 1, "releaseTime": "2031-01-01 00:00:00"})
+    control.add_fault(action, "not_applied")
+    change = {"purchaseCount": 4} if action == "ResizeTPMResource" else {"releaseTime": "2031-02-02 00:00:00"}
+    news, _ = host.check({"model": model, "purchaseCount": 1, "releaseTime": "2031-01-01 00:00:00", **change})
+    with pytest.raises(HostError) as caught:
+        host.update(id_, outs, news)
+    line = caught.value.last_line
+    assert action in line and "Nothing was recorded as done" in line, line
+    # Qianfan still has the old values, and so does the state (a failed update keeps it); a
+    # refresh confirms the state agrees with the server.
+    row = control.instances()[0]
+    assert row["count"] == 1 and row["releaseTime"] == "2031-01-01T00:00:00+08:00"
+    _, refreshed, _ = host.read(id_, outs)
+    assert refreshed["purchaseCount"] == 1 and refreshed["releaseTime"] == "2031-01-01T00:00:00+08:00"
+
+
+def test_adoption_whose_resize_does_not_stick_fails(make_host, control) -> None:
+    host = make_host(**FAST)
+    existing, _ = host.up({"model": "ernie-speed-8k", "purchaseCount": 1}, name="old")
+    control.add_fault("ResizeTPMResource", "not_applied")
+    with pytest.raises(HostError) as caught:
+        host.up({"model": "ernie-speed-8k", "purchaseCount": 3, "adoptInstanceId": existing}, name="adopted")
+    assert "ResizeTPMResource asked for 3 units, DescribeTPMResource reports 1" in caught.value.last_line
+
+
+# -- concurrency -----------------------------------------------------------------------------------
+def test_twenty_quotas_created_resized_destroyed_concurrently(make_host, control) -> None:
+    host = make_host(**FAST)
+    rng = random.Random(SEED + 1)
+    declared = {f"q{n}": {"model": MODELS[n % len(MODELS)], "purchaseCount": 1 + n % 3} for n in range(20)}
+    control.add_fault("*", "throttle", count=12)  # some throttling while 4 workers run at once
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        created = dict(zip(declared, pool.map(lambda item: host.up(item[1], name=item[0]), declared.items())))
+    rows = {row["instanceId"]: row for row in control.instances()}
+    assert len(rows) == 20 and {id_ for id_, _ in created.values()} == set(rows)
+    for name, (id_, outs) in created.items():
+        assert rows[id_]["count"] == declared[name]["purchaseCount"] == outs["purchaseCount"]
+
+    resized = {name: {**props, "purchaseCount": rng.randint(1, 5)} for name, props in declared.items()}
+
+    def resize(name: str) -> dict[str, Any]:
+        id_, outs = created[name]
+        news, _ = host.check(resized[name], olds=declared[name], name=name)
+        return host.update(id_, outs, news, name=name)
+
+    control.add_fault("*", "throttle", count=12)
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        updated = dict(zip(resized, pool.map(resize, resized)))
+    rows = {row["instanceId"]: row for row in control.instances()}
+    for name, outs in updated.items():
+        assert rows[created[name][0]]["count"] == resized[name]["purchaseCount"] == outs["purchaseCount"]
+
+    control.add_fault("*", "throttle", count=12)
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        list(pool.map(lambda name: host.delete(created[name][0], updated[name], name=name), created))
+    assert all(row["status"] == "Stopped" for row in control.instances())
+    assert len(control.requests("PurchaseTPMResource")) - sum(
+        1 for r in control.requests("PurchaseTPMResource") if r["status"] == 429
+    ) == 20
+    record("concurrency", "20 quotas created+resized+destroyed, 4 host workers, 36 throttles", f"{time.monotonic() - started:.1f}s, all as declared")
