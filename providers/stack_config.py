@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .inputs import RULES
+from .rules import RULES
 
 CONFIG_KEY = "qianfan-tpm:quotas"
 _ENTRY_KEYS = {

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from pulumi.dynamic import (
     CheckFailure,
@@ -27,7 +27,7 @@ from pulumi.dynamic import (
 from .client import AUTO_RELEASE, RESIZE, QianfanClient
 from .deadline import Deadline, backoff
 from .errors import Kind, ProviderError, QianfanError
-from .inputs import INPUT_NAMES, REPLACE_ON_CHANGE, UNKNOWN, Policy, TPMQuotaInputs, check_props, is_unknown
+from .rules import INPUT_NAMES, REPLACE_ON_CHANGE, UNKNOWN, Policy, check_props, is_unknown
 from .instances import (
     Instance,
     describe_ids,
@@ -40,6 +40,9 @@ from .instances import (
 from .purchases import PurchaseLedger, Spec
 from .release_time import normalise_release_time
 from .settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from .inputs import TPMQuotaInputs
 
 _RUNTIME_LOCK = threading.Lock()
 #: Failures after which a purchase may or may not have happened.
@@ -60,6 +63,13 @@ class _Runtime:
 
     def deadline(self) -> Deadline:
         return Deadline(self.settings.timeout_seconds)
+
+
+def _typed(props: Mapping[str, Any]) -> "TPMQuotaInputs":
+    """The pydantic inputs model, imported on first apply: a preview never loads pydantic."""
+    from .inputs import TPMQuotaInputs
+
+    return TPMQuotaInputs.from_props(props)
 
 
 def _normal_time(value: Any) -> Any:
@@ -138,7 +148,7 @@ class TPMQuotaProvider(ResourceProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
         rt = self._rt()
         deadline = rt.deadline()
-        inputs = TPMQuotaInputs.from_props(props)
+        inputs = _typed(props)
         if inputs.adopt_instance_id:
             instance = self._adopt(rt, inputs, deadline)
         else:
@@ -148,7 +158,7 @@ class TPMQuotaProvider(ResourceProvider):
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         rt = self._rt()
         deadline = rt.deadline()
-        inputs = TPMQuotaInputs.from_props(news)
+        inputs = _typed(news)
         instance = self._converge(
             rt,
             id_,

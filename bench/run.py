@@ -1,0 +1,323 @@
+"""Measure what the TPMQuota provider costs on top of Pulumi's host and Qianfan's own latency.
+
+Every figure is printed beside a baseline measured in the same run, on the same machine:
+- preview of N quotas (Check + Diff each) through the host vs a do-nothing dynamic provider;
+- cold start, from spawning the host to the first Check answered, vs the do-nothing provider;
+- the size of `__provider` stored per resource;
+- API calls per create, update and delete;
+- M creates issued at once through the host against a sandbox with latency, vs the same API calls
+  made directly with the `qianfan` SDK from 4 threads (the host's worker count).
+
+Usage: `venv/bin/python -m bench [--quotas 100] [--creates 40] [--latency-ms 50] [--repeat 5]`.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from pulumi.dynamic.dynamic import serialize_provider
+
+from bench.noop_provider import NoopProvider
+from providers import TPMQuotaProvider
+from providers.sandbox import SandboxControl
+from tests.host import ProviderHost
+
+AK, SK = "bench-access-key", "bench-secret-key"
+MODELS = ["ernie-speed-8k", "ernie-lite-8k", "ernie-speed-128k", "ernie-tiny-8k"]
+INPUTS = {"model": "ernie-speed-8k", "purchaseCount": 2, "releaseTime": "2031-03-04 05:06:07"}
+STATE = {
+    "model": "ernie-speed-8k",
+    "purchaseCount": 2,
+    "releaseTime": "2031-03-04T05:06:07+08:00",
+    "paymentTiming": "Postpaid",
+    "instanceId": "tpm-AbCd1234",
+    "status": "Running",
+    "tpm": 20000,
+    "rpm": 66,
+}
+
+
+class Row:
+    def __init__(self, measure: str, ours: str, baseline: str, ratio: float | None, goal: str, met: bool | None) -> None:
+        self.cells = [measure, ours, baseline, f"{ratio:.2f}x" if ratio is not None else "", goal, {True: "yes", False: "NO", None: ""}[met]]
+
+
+def print_table(rows: list[Row]) -> None:
+    header = ["measure", "qianfan-tpm", "baseline", "ratio", "goal", "met"]
+    widths = [max(len(r.cells[i]) for r in rows + [Row(*header[:3], None, header[4], None)]) for i in range(6)]
+    widths = [max(w, len(h)) for w, h in zip(widths, header)]
+    line = "| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |"
+    print(line)
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for row in rows:
+        print("| " + " | ".join(c.ljust(w) for c, w in zip(row.cells, widths)) + " |")
+
+
+@contextmanager
+def host(workdir: Path, name: str, config: dict[str, str], blob: str | None = None) -> Iterator[ProviderHost]:
+    h = ProviderHost(workdir / f"{name}.stderr")
+    if blob is not None:
+        h.blob = blob
+    try:
+        h.configure(config)
+        yield h
+    finally:
+        h.close()
+
+
+def sandbox_config(db: Path, endpoint: str = "sandbox") -> dict[str, str]:
+    return {
+        "qianfan:endpoint": endpoint,
+        "qianfan:sandboxPath": str(db),
+        "qianfan:accessKey": AK,
+        "qianfan:secretKey": SK,
+        "qianfan:settleSeconds": "5",
+    }
+
+
+# -- preview ---------------------------------------------------------------------------------------
+def preview_seconds(h: ProviderHost, quotas: int, workers: int) -> float:
+    """Check + Diff for every quota, `workers` at a time like the engine (which runs 4 x CPUs)."""
+
+    def one(i: int) -> None:
+        inputs, failures = h.check({**INPUTS, "purchaseCount": 1 + i % 5}, olds=STATE, name=f"q{i}")
+        assert not failures, failures
+        h.diff(STATE["instanceId"], STATE, inputs, name=f"q{i}")
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(one, range(quotas)))
+    return time.perf_counter() - started
+
+
+def bench_preview(workdir: Path, quotas: int, repeat: int) -> Row:
+    db = workdir / "preview.sqlite3"
+    noop_blob = serialize_provider(NoopProvider())
+    ours, base = [], []
+    with host(workdir, "preview-ours", sandbox_config(db)) as h_ours, host(workdir, "preview-noop", {}, noop_blob) as h_noop:
+        preview_seconds(h_ours, 10, 8), preview_seconds(h_noop, 10, 8)  # warm both
+        for _ in range(repeat):
+            base.append(preview_seconds(h_noop, quotas, 8))
+            ours.append(preview_seconds(h_ours, quotas, 8))
+    calls = len(SandboxControl(db).requests()) if db.exists() else 0
+    o, b = statistics.median(ours), statistics.median(base)
+    return Row(
+        f"preview of {quotas} quotas (Check+Diff), median of {repeat}; API calls",
+        f"{o * 1000:.0f} ms; {calls} calls",
+        f"{b * 1000:.0f} ms (do-nothing provider)",
+        o / b,
+        "<= 1.5x; 0 calls",
+        o / b <= 1.5 and calls == 0,
+    )
+
+
+# -- cold start ------------------------------------------------------------------------------------
+def cold_start_seconds(workdir: Path, name: str, config: dict[str, str], blob: str, news: dict[str, Any]) -> float:
+    started = time.perf_counter()
+    h = ProviderHost(workdir / f"{name}.stderr")
+    h.blob = blob
+    try:
+        h.configure(config)
+        h.check(news)
+        return time.perf_counter() - started
+    finally:
+        h.close()
+
+
+def bench_cold_start(workdir: Path, repeat: int) -> Row:
+    db = workdir / "cold.sqlite3"
+    ours_blob, noop_blob = serialize_provider(TPMQuotaProvider()), serialize_provider(NoopProvider())
+    ours, base = [], []
+    for i in range(repeat):
+        base.append(cold_start_seconds(workdir, f"cold-noop-{i}", {}, noop_blob, INPUTS))
+        ours.append(cold_start_seconds(workdir, f"cold-ours-{i}", sandbox_config(db), ours_blob, INPUTS))
+    o, b = statistics.median(ours), statistics.median(base)
+    return Row(
+        f"cold start: spawn host to first Check answered, median of {repeat}",
+        f"{o * 1000:.0f} ms",
+        f"{b * 1000:.0f} ms (do-nothing provider)",
+        o / b,
+        "<= 1.2x",
+        o / b <= 1.2,
+    )
+
+
+def bench_import_is_lazy() -> Row:
+    code = "import sys, providers; p = providers.TPMQuotaProvider(); p.check({}, {'model': 'ernie-speed-8k', 'purchaseCount': 1}); print('qianfan' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1], timeout=60)
+    lazy = out.stdout.strip() == "False"
+    return Row("qianfan SDK imported by import + Check", "no" if lazy else "yes", "", None, "no", lazy)
+
+
+def bench_first_apply_cost(workdir: Path) -> Row:
+    """The one-time cost a `pulumi up` pays on its first API call: importing qianfan and pydantic."""
+    db = workdir / "first.sqlite3"
+    with host(workdir, "first", sandbox_config(db)) as h:
+        inputs, _ = h.check(INPUTS)
+        started = time.perf_counter()
+        h.read("tpm-Missing1", STATE)
+        first = time.perf_counter() - started
+        started = time.perf_counter()
+        h.read("tpm-Missing1", STATE)
+        second = time.perf_counter() - started
+    return Row("first API call of a host run vs the next (SDK import, sandbox start)", f"{first * 1000:.0f} ms", f"{second * 1000:.0f} ms (second call)", None, "paid once, at apply", None)
+
+
+# -- state size ------------------------------------------------------------------------------------
+def bench_state_size() -> Row:
+    ours, noop = serialize_provider(TPMQuotaProvider()), serialize_provider(NoopProvider())
+    return Row("size of __provider per resource", f"{len(ours)} chars", f"{len(noop)} chars (do-nothing provider)", len(ours) / len(noop), "<= 300 chars", len(ours) <= 300)
+
+
+# -- API calls per operation -----------------------------------------------------------------------
+def bench_calls_per_operation(workdir: Path) -> list[Row]:
+    db = workdir / "calls.sqlite3"
+    control = SandboxControl(db)
+    rows = []
+    with host(workdir, "calls", sandbox_config(db)) as h:
+        control.clear_requests()
+        id_, outs = h.up(INPUTS)
+        create = [r["action"] for r in control.requests()]
+        control.clear_requests()
+        news, _ = h.check({**INPUTS, "purchaseCount": 3, "releaseTime": "2031-05-05 05:05:05"})
+        outs = h.update(id_, outs, news)
+        update = [r["action"] for r in control.requests()]
+        control.clear_requests()
+        h.read(id_, outs)
+        read = [r["action"] for r in control.requests()]
+        control.clear_requests()
+        h.delete(id_, outs)
+        delete = [r["action"] for r in control.requests()]
+    short = lambda actions: ", ".join(a.replace("TPMResource", "") for a in actions)  # noqa: E731
+    rows.append(Row("API calls per create", f"{len(create)} ({short(create)})", "", None, "<= 3", len(create) <= 3))
+    rows.append(Row("API calls per update (resize + move release)", f"{len(update)} ({short(update)})", "", None, "", None))
+    rows.append(Row("API calls per refresh (read)", f"{len(read)} ({short(read)})", "", None, "", None))
+    rows.append(Row("API calls per delete", f"{len(delete)} ({short(delete)})", "", None, "", None))
+    return rows
+
+
+# -- apply at the SDK's pace -----------------------------------------------------------------------
+@contextmanager
+def standalone_sandbox(db: Path, latency_ms: int) -> Iterator[str]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "providers.sandbox", "--port", "0", "--db", str(db), "--access-key", AK, "--secret-key", SK, "--latency-ms", str(latency_ms)],
+        cwd=Path(__file__).resolve().parents[1],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        url = next(word for word in line.split() if word.startswith("http://127.0.0.1:"))
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def sdk_baseline_seconds(url: str, creates: int) -> tuple[float, int]:
+    """The same API calls a create makes (list, purchase, describe), straight from the SDK."""
+    logging.getLogger("qianfan").disabled = True
+    from qianfan import get_config
+    from qianfan.resources.console.utils import call_action
+
+    config = get_config()
+    config.ACCESS_KEY, config.SECRET_KEY, config.CONSOLE_API_BASE_URL = AK, SK, url
+    config.CONSOLE_API_RETRY_COUNT = 1
+
+    def one(i: int) -> int:
+        model = MODELS[i % len(MODELS)]
+        call_action("/v2/charge", "DescribeTPMResource", {"model": model})
+        body = {"model": model, "billing": {"paymentTiming": "Postpaid"}, "purchaseCount": 1}
+        instance_id = call_action("/v2/charge", "PurchaseTPMResource", body).body["result"]["instanceId"]
+        call_action("/v2/charge", "DescribeTPMResource", {"model": model, "instanceId": instance_id})
+        return 3
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        calls = sum(pool.map(one, range(creates)))
+    return time.perf_counter() - started, calls
+
+
+def provider_apply_seconds(workdir: Path, url: str, db: Path, creates: int) -> tuple[float, int]:
+    control = SandboxControl(db)
+    control.clear_requests()
+    with host(workdir, "apply", sandbox_config(db, endpoint=url)) as h:
+        # One create first, untimed: the baseline process has imported the SDK before its clock
+        # starts too. The one-time import is reported on its own row.
+        h.up({"model": "ernie-char-8k", "purchaseCount": 1}, name="warm-up")
+        control.clear_requests()
+        checked = [h.check({"model": MODELS[i % len(MODELS)], "purchaseCount": 1}, name=f"q{i}")[0] for i in range(creates)]
+        started = time.perf_counter()
+        # The engine issues all creates at once; the host serves 4 at a time.
+        with ThreadPoolExecutor(max_workers=creates) as pool:
+            list(pool.map(lambda i: h.create(checked[i], name=f"q{i}"), range(creates)))
+        elapsed = time.perf_counter() - started
+    return elapsed, len(control.requests())
+
+
+def bench_apply(workdir: Path, creates: int, latency_ms: int, repeat: int) -> Row:
+    ours, base = [], []
+    calls_ours = calls_base = 0
+    for i in range(repeat):
+        db = workdir / f"apply-{i}.sqlite3"
+        with standalone_sandbox(db, latency_ms) as url:
+            seconds, calls_base = sdk_baseline_seconds_in_child(url, creates)
+            base.append(seconds)
+            seconds, calls_ours = provider_apply_seconds(workdir, url, db, creates)
+            ours.append(seconds - 0)
+    o, b = statistics.median(ours), statistics.median(base)
+    return Row(
+        f"{creates} creates at once, sandbox latency {latency_ms} ms, median of {repeat}",
+        f"{o:.2f} s ({calls_ours} calls)",
+        f"{b:.2f} s ({calls_base} calls, SDK from 4 threads)",
+        o / b,
+        "<= 1.3x",
+        o / b <= 1.3,
+    )
+
+
+def sdk_baseline_seconds_in_child(url: str, creates: int) -> tuple[float, int]:
+    """Run the SDK baseline in a fresh process so the SDK's global config stays clean here."""
+    code = f"from bench.run import sdk_baseline_seconds; s, c = sdk_baseline_seconds({url!r}, {creates}); print(s, c)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1], timeout=600, check=True)
+    seconds, calls = out.stdout.split()
+    return float(seconds), int(calls)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quotas", type=int, default=100)
+    parser.add_argument("--creates", type=int, default=40)
+    parser.add_argument("--latency-ms", type=int, default=50)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args(argv)
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, Python {platform.python_version()}; date {date.today()}")
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="qianfan-tpm-bench-") as tmp:
+        workdir = Path(tmp)
+        for step in (
+            lambda: [bench_preview(workdir, args.quotas, args.repeat)],
+            lambda: [bench_cold_start(workdir, max(args.repeat, 7))],
+            lambda: [bench_import_is_lazy()],
+            lambda: [bench_first_apply_cost(workdir)],
+            lambda: [bench_state_size()],
+            lambda: bench_calls_per_operation(workdir),
+            lambda: [bench_apply(workdir, args.creates, args.latency_ms, max(1, args.repeat // 2))],
+        ):
+            rows.extend(step())
+    print_table(rows)
+    return 0 if all(r.cells[5] != "NO" for r in rows) else 1
