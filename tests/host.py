@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from google.protobuf import json_format, struct_pb2
+from google.protobuf import struct_pb2, text_format
 from pulumi.dynamic.dynamic import serialize_provider
 from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 
@@ -41,7 +41,16 @@ def to_struct(props: dict[str, Any]) -> struct_pb2.Struct:
 
 
 def from_struct(struct: struct_pb2.Struct) -> dict[str, Any]:
-    return json_format.MessageToDict(struct)
+    """Plain Python values (numbers stay floats, as on the wire; inf and NaN survive)."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, struct_pb2.Struct):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, struct_pb2.ListValue):
+            return [plain(v) for v in value]
+        return value
+
+    return plain(struct)
 
 
 def urn(name: str, stack: str = "dev") -> str:
@@ -106,7 +115,7 @@ class ProviderHost:
             details = err.details() or ""
             self.transcript.append(details)
             raise HostError(method, err.code(), details) from None
-        self.transcript.append(json_format.MessageToJson(response))
+        self.transcript.append(text_format.MessageToString(response))
         return response
 
     def with_provider(self, props: dict[str, Any]) -> dict[str, Any]:
