@@ -186,9 +186,11 @@ class TPMQuotaProvider(ResourceProvider):
         return ReadResult(id_, outputs, inputs)
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
+        model = props.get("model")
+        if not model:
+            raise ProviderError(f"cannot release TPM quota {id_}: the state holds no model for it")
         rt = self._rt()
         deadline = rt.deadline()
-        model = props.get("model", "")
         try:
             rt.client.release(model, id_, deadline)
         except QianfanError as err:
@@ -297,11 +299,14 @@ class TPMQuotaProvider(ResourceProvider):
         If it never shows, the id is still returned: failing here would drop a paid quota from
         state. The next refresh settles what exists.
         """
-        shown = wait_for(
-            lambda: find_instance(rt.client, inputs.model, instance_id, deadline),
-            lambda found: found is not None,
-            deadline.sub(rt.settings.settle_seconds),
-        )
+        try:
+            shown = wait_for(
+                lambda: find_instance(rt.client, inputs.model, instance_id, deadline),
+                lambda found: found is not None,
+                deadline.sub(rt.settings.settle_seconds),
+            )
+        except QianfanError:
+            shown = None  # Describe failing now must not turn a paid purchase into a failed create
         if shown is not None:
             return shown
         return Instance(

@@ -152,26 +152,43 @@ def test_two_lost_purchases_that_bought_nothing_fail_without_buying(make_host, c
     assert len(control.requests("PurchaseTPMResource")) == 2
 
 
-def test_listing_failure_after_a_lost_purchase_says_what_to_check(make_host, control) -> None:
-    host = make_host(**{**FAST, "qianfan:timeoutSeconds": "3"})
-    inputs, _ = host.check({"model": "ernie-speed-8k", "purchaseCount": 1})
-    control.add_fault("PurchaseTPMResource", "drop_after_commit")
-    control.set_option("latency_ms", 300)  # room to break Describe while the purchase is handled
+def break_describe_once_purchase_arrives(control) -> threading.Thread:
+    """Fail every Describe from the moment a purchase reaches the sandbox (the pre-purchase
+    listing passes). 300 ms of latency leaves room to do so while the purchase is handled."""
+    control.set_option("latency_ms", 300)
 
-    def break_describe_once_purchase_arrives() -> None:
+    def watch() -> None:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and not control.requests("PurchaseTPMResource"):
             time.sleep(0.005)
         control.add_fault("DescribeTPMResource", "error", count=100_000)
 
-    watcher = threading.Thread(target=break_describe_once_purchase_arrives)
+    watcher = threading.Thread(target=watch)
     watcher.start()
+    return watcher
+
+
+def test_listing_failure_after_a_lost_purchase_says_what_to_check(make_host, control) -> None:
+    host = make_host(**{**FAST, "qianfan:timeoutSeconds": "3"})
+    inputs, _ = host.check({"model": "ernie-speed-8k", "purchaseCount": 1})
+    control.add_fault("PurchaseTPMResource", "drop_after_commit")
+    watcher = break_describe_once_purchase_arrives(control)
     with pytest.raises(HostError) as caught:
         host.create(inputs)
     watcher.join()
     line = caught.value.last_line
     assert "Whether a quota was bought is unknown" in line and "adoptInstanceId" in line, line
     assert len(control.instances()) == 1  # it was bought; the message says how to adopt it
+
+
+def test_describe_failing_after_a_successful_purchase_still_records_the_quota(make_host, control) -> None:
+    host = make_host(**{**FAST, "qianfan:timeoutSeconds": "3"})
+    inputs, _ = host.check({"model": "ernie-speed-8k", "purchaseCount": 2})
+    watcher = break_describe_once_purchase_arrives(control)
+    id_, outs = host.create(inputs)
+    watcher.join()
+    assert [row["instanceId"] for row in control.instances()] == [id_]
+    assert outs["status"] == "Pending" and outs["purchaseCount"] == 2 and outs["tpm"] == 20_000
 
 
 # -- idempotent actions: retried with backoff inside a deadline ----------------------------------

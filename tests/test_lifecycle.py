@@ -135,6 +135,13 @@ def test_unknown_instance_is_dropped_on_refresh_in_both_answer_styles(host: Prov
     assert host.read("tpm-Nope1234", state)[0] == ""
 
 
+def test_delete_without_a_model_in_state_refuses_rather_than_guessing(host: ProviderHost, control) -> None:
+    with pytest.raises(HostError) as caught:
+        host.delete("tpm-AbCd1234", {"purchaseCount": 1})
+    assert "holds no model" in caught.value.last_line
+    assert control.requests() == []
+
+
 def test_delete_of_unknown_instance_succeeds(host: ProviderHost, control) -> None:
     host.delete("tpm-Nope1234", {"model": MODEL, "purchaseCount": 1})
     assert [r["action"] for r in control.requests()] == ["ReleaseTPMResource", "DescribeTPMResource"]
