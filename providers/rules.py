@@ -128,10 +128,8 @@ def check_props(
     """
     failures: list[tuple[str, str]] = []
     inputs: dict[str, Any] = {}
-    for name, value in news.items():
-        if name == PROVIDER_KEY:
-            continue
-        if name not in RULES:
+    for name in news:
+        if name != PROVIDER_KEY and name not in RULES:
             failures.append((name, f"is not a TPMQuota input; the inputs are {', '.join(INPUT_NAMES)}"))
     for name, rule in RULES.items():
         value = news.get(name)

@@ -5,7 +5,6 @@ sandbox received no request at all.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Iterator
 
 import pytest
