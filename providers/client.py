@@ -99,17 +99,11 @@ class QianfanClient:
                 attempt += 1
                 if not deadline.sleep(delay):
                     waited = time.monotonic() - started
-                    raise QianfanError(
-                        action,
-                        err.kind,
-                        status=err.status,
-                        code=err.code,
-                        message=err.message,
-                        request_id=err.request_id,
+                    raise err.replace(
                         hint=(
                             f"gave up after {attempt} attempt(s) in {waited:.1f}s, the limit set by "
                             f"qianfan:timeoutSeconds ({self._settings.timeout_seconds:g}s)"
-                        ),
+                        )
                     ) from None
 
     def _send(self, action: str, body: dict[str, Any], deadline: Deadline) -> Any:
@@ -147,15 +141,7 @@ class QianfanClient:
         text = str(err)
         if redact(text, self._settings) == text:
             return err
-        return QianfanError(
-            err.action,
-            err.kind,
-            status=err.status,
-            code=err.code,
-            message=redact(err.message, self._settings),
-            request_id=err.request_id,
-            hint=redact(err.hint, self._settings),
-        )
+        return err.replace(message=redact(err.message, self._settings), hint=redact(err.hint, self._settings))
 
     def _sdk(self, action: str) -> Callable[..., Any]:
         """Resolve credentials and endpoint (and start the sandbox) on the first call only."""

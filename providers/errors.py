@@ -109,6 +109,18 @@ class QianfanError(Exception):
             text += f" — {self.hint}"
         return text
 
+    def replace(self, **changes: Any) -> "QianfanError":
+        """The same failure with some fields changed (a hint added, text scrubbed)."""
+        fields = {
+            "status": self.status,
+            "code": self.code,
+            "message": self.message,
+            "request_id": self.request_id,
+            "hint": self.hint,
+            **changes,
+        }
+        return QianfanError(self.action, self.kind, **fields)
+
     @property
     def retryable(self) -> bool:
         """Safe to retry for an idempotent action (everything but Purchase)."""

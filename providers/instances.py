@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable
 from .client import QianfanClient
 from .deadline import Deadline, backoff
 from .errors import Kind, QianfanError
-from .release_time import normalise_release_time
+from .release_time import normalise_if_possible
 
 TPM_PER_UNIT = 10_000
 RPM_PER_UNIT = 33
@@ -59,10 +59,7 @@ def _release(item: dict[str, Any]) -> tuple[str | None, bool]:
             raw = item[key]
             if raw in (None, ""):
                 return None, True
-            try:
-                return normalise_release_time(str(raw)), True
-            except ValueError:
-                return str(raw), True
+            return normalise_if_possible(str(raw)), True
     return None, False
 
 

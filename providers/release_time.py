@@ -60,3 +60,15 @@ def format_release_time(moment: datetime) -> str:
 def normalise_release_time(text: str) -> str:
     """Map any accepted spelling to the stored one."""
     return format_release_time(parse_release_time(text))
+
+
+def normalise_if_possible(text: str) -> str:
+    """The stored spelling when `text` is one Qianfan accepts, else `text` unchanged.
+
+    For values that come from state or from Qianfan's answers, which must be compared but never
+    refused here.
+    """
+    try:
+        return normalise_release_time(text)
+    except ValueError:
+        return text

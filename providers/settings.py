@@ -6,7 +6,7 @@ host), never in `__init__`, so nothing here is pickled into `__provider` and no 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from .models import parse_extra_models
@@ -68,8 +68,6 @@ class Settings:
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
     max_purchase_count: int = DEFAULT_MAX_PURCHASE_COUNT
     settle_seconds: float = DEFAULT_SETTLE_SECONDS
-    #: Secret values to scrub from any text that leaves the provider (defence in depth).
-    redactions: tuple[Secret, ...] = field(default=(), repr=False)
 
     @property
     def sandbox(self) -> bool:
@@ -78,6 +76,11 @@ class Settings:
     @property
     def has_credentials(self) -> bool:
         return bool(self.access_key and self.secret_key)
+
+    @property
+    def redactions(self) -> tuple[Secret, ...]:
+        """Secret values to scrub from any text that leaves the provider (defence in depth)."""
+        return tuple(secret for secret in (self.access_key, self.secret_key) if secret)
 
 
 def _number(raw: Any, key: str, cast: Callable[[str], float | int], minimum: float) -> Any:
@@ -113,7 +116,6 @@ def load_settings(
     timeout = pick("qianfan:timeoutSeconds")
     cap = pick("qianfan:maxPurchaseCount")
     settle = pick("qianfan:settleSeconds")
-    secrets = tuple(Secret(v) for v in (access_key, secret_key) if v)
     return Settings(
         access_key=Secret(access_key) if access_key else None,
         secret_key=Secret(secret_key) if secret_key else None,
@@ -123,7 +125,6 @@ def load_settings(
         timeout_seconds=_number(timeout, "qianfan:timeoutSeconds", float, 1) if timeout else DEFAULT_TIMEOUT_SECONDS,
         max_purchase_count=_number(cap, "qianfan:maxPurchaseCount", int, 1) if cap else DEFAULT_MAX_PURCHASE_COUNT,
         settle_seconds=_number(settle, "qianfan:settleSeconds", float, 0) if settle else DEFAULT_SETTLE_SECONDS,
-        redactions=secrets,
     )
 
 

@@ -38,7 +38,7 @@ from .instances import (
     wait_for,
 )
 from .purchases import PurchaseLedger, Spec
-from .release_time import normalise_release_time
+from .release_time import normalise_if_possible
 from .settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -73,12 +73,9 @@ def _typed(props: Mapping[str, Any]) -> "TPMQuotaInputs":
 
 
 def _normal_time(value: Any) -> Any:
-    if value is None or is_unknown(value):
+    if not isinstance(value, str) or is_unknown(value):
         return value
-    try:
-        return normalise_release_time(value)
-    except ValueError:
-        return value
+    return normalise_if_possible(value)
 
 
 def _normal_count(value: Any) -> Any:
@@ -195,9 +192,7 @@ class TPMQuotaProvider(ResourceProvider):
             rt.client.release(model, id_, deadline)
         except QianfanError as err:
             # Already released, expired or unknown is what destroy wants; anything else is real.
-            if err.kind in (Kind.NOT_FOUND, Kind.REJECTED) and not find_live_instance(
-                rt.client, model, id_, deadline
-            ):
+            if self._refused_because_gone(rt, err, model, id_, deadline):
                 return
             raise
 
@@ -362,9 +357,7 @@ class TPMQuotaProvider(ResourceProvider):
             if release_now != inputs.release_time:
                 rt.client.auto_release(instance_id, inputs.release_time, deadline)
         except QianfanError as err:
-            if err.kind in (Kind.NOT_FOUND, Kind.REJECTED) and not find_live_instance(
-                rt.client, inputs.model, instance_id, deadline
-            ):
+            if self._refused_because_gone(rt, err, inputs.model, instance_id, deadline):
                 raise self._vanished(instance_id) from None
             raise
         return self._confirm(rt, instance_id, inputs, deadline)
@@ -399,6 +392,18 @@ class TPMQuotaProvider(ResourceProvider):
                 f"DescribeTPMResource reports {found.release_time or 'none'}"
             )
         return problems
+
+    @staticmethod
+    def _refused_because_gone(
+        rt: _Runtime, err: QianfanError, model: str, instance_id: str, deadline: Deadline
+    ) -> bool:
+        """Was a change refused because the instance is released, expired or unknown?
+
+        Qianfan's codes for that are not documented, so any refusal is checked with Describe.
+        """
+        return err.kind in (Kind.NOT_FOUND, Kind.REJECTED) and not find_live_instance(
+            rt.client, model, instance_id, deadline
+        )
 
     @staticmethod
     def _vanished(instance_id: str) -> ProviderError:
