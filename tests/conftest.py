@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -47,6 +48,21 @@ def scan_host(host: ProviderHost, db: Path | None) -> None:
         for i, request in enumerate(SandboxControl(db).requests()):
             texts[f"request body #{i} ({request['action']})"] = json.dumps(request["body"])
     assert_no_secrets(texts)
+
+
+@contextmanager
+def plan_only_host(root: Path, **overrides: str) -> Iterator[ProviderHost]:
+    """A host for Check/Diff only: at the end, scanned for secrets and proven to have made no API
+    call (the embedded sandbox would have created its database on the first one)."""
+    db = root / "sandbox.sqlite3"
+    host = ProviderHost(root / "host.stderr")
+    try:
+        host.configure(sandbox_config(db, **overrides))
+        yield host
+    finally:
+        host.close()
+    scan_host(host, db)
+    assert not db.exists(), "Check/Diff made an API call (the sandbox was started)"
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from typing import Iterator
 
 import pytest
 
-from tests.conftest import sandbox_config, scan_host
+from tests.conftest import plan_only_host
 from tests.host import UNKNOWN, ProviderHost
 
 VALID = {"model": "ernie-speed-8k", "purchaseCount": 2}
@@ -17,14 +17,9 @@ VALID = {"model": "ernie-speed-8k", "purchaseCount": 2}
 
 @pytest.fixture(scope="module")
 def plan_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProviderHost]:
-    root = tmp_path_factory.mktemp("plan")
-    db = root / "sandbox.sqlite3"
-    host = ProviderHost(root / "host.stderr")
-    host.configure(sandbox_config(db, **{"qianfan:extraModels": "ernie-x1-turbo-32k, ernie-5.0", "qianfan:maxPurchaseCount": "10"}))
-    yield host
-    host.close()
-    scan_host(host, db)
-    assert not db.exists(), "check/diff must not start the sandbox or call any API"
+    overrides = {"qianfan:extraModels": "ernie-x1-turbo-32k, ernie-5.0", "qianfan:maxPurchaseCount": "10"}
+    with plan_only_host(tmp_path_factory.mktemp("plan"), **overrides) as host:
+        yield host
 
 
 def failures_of(host: ProviderHost, news: dict, olds: dict | None = None) -> dict[str, str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import string
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
@@ -13,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from providers.models import DOCUMENTED_MODELS
-from tests.conftest import sandbox_config, scan_host
+from tests.conftest import plan_only_host
 from tests.host import ProviderHost
 
 EXTRA = ("ernie-x1-turbo-32k",)
@@ -31,14 +30,9 @@ PROFILE = settings(
 
 @pytest.fixture(scope="module")
 def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProviderHost]:
-    root = tmp_path_factory.mktemp("properties")
-    db = root / "sandbox.sqlite3"
-    host = ProviderHost(root / "host.stderr")
-    host.configure(sandbox_config(db, **{"qianfan:extraModels": ",".join(EXTRA), "qianfan:maxPurchaseCount": str(CAP)}))
-    yield host
-    host.close()
-    scan_host(host, db)
-    assert not Path(db).exists(), "Check made an API call (the sandbox was started)"
+    overrides = {"qianfan:extraModels": ",".join(EXTRA), "qianfan:maxPurchaseCount": str(CAP)}
+    with plan_only_host(tmp_path_factory.mktemp("properties"), **overrides) as host:
+        yield host
 
 
 # -- valid inputs -----------------------------------------------------------------------------
