@@ -2,6 +2,7 @@
 
 Stack config (stacks/Pulumi.<stack>.yaml) -> this program -> TPMQuota resources -> the provider.
 """
+
 import pulumi
 
 from providers import TPMQuota

@@ -3,6 +3,7 @@
 It lives in an importable module, like TPMQuotaProvider, so both are pickled by reference and
 the comparison measures only what the TPMQuota provider itself adds.
 """
+
 from __future__ import annotations
 
 from typing import Any

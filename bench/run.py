@@ -10,6 +10,7 @@ Every figure is printed beside a baseline measured in the same run, on the same 
 
 Usage: `venv/bin/python -m bench [--quotas 100] [--creates 40] [--latency-ms 50] [--repeat 5]`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,11 +22,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from pulumi.dynamic.dynamic import serialize_provider
 
@@ -50,19 +52,28 @@ STATE = {
 
 
 class Row:
-    def __init__(self, measure: str, ours: str, baseline: str, ratio: float | None, goal: str, met: bool | None) -> None:
-        self.cells = [measure, ours, baseline, f"{ratio:.2f}x" if ratio is not None else "", goal, {True: "yes", False: "NO", None: ""}[met]]
+    def __init__(
+        self, measure: str, ours: str, baseline: str, ratio: float | None, goal: str, met: bool | None
+    ) -> None:
+        self.cells = [
+            measure,
+            ours,
+            baseline,
+            f"{ratio:.2f}x" if ratio is not None else "",
+            goal,
+            {True: "yes", False: "NO", None: ""}[met],
+        ]
 
 
 def print_table(rows: list[Row]) -> None:
     header = ["measure", "qianfan-tpm", "baseline", "ratio", "goal", "met"]
     widths = [max(len(r.cells[i]) for r in rows + [Row(*header[:3], None, header[4], None)]) for i in range(6)]
-    widths = [max(w, len(h)) for w, h in zip(widths, header)]
-    line = "| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |"
+    widths = [max(w, len(h)) for w, h in zip(widths, header, strict=True)]
+    line = "| " + " | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + " |"
     print(line)
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for row in rows:
-        print("| " + " | ".join(c.ljust(w) for c, w in zip(row.cells, widths)) + " |")
+        print("| " + " | ".join(c.ljust(w) for c, w in zip(row.cells, widths, strict=True)) + " |")
 
 
 @contextmanager
@@ -106,7 +117,10 @@ def bench_preview(workdir: Path, quotas: int, repeat: int) -> Row:
     db = workdir / "preview.sqlite3"
     noop_blob = serialize_provider(NoopProvider())
     ours, base = [], []
-    with host(workdir, "preview-ours", sandbox_config(db)) as h_ours, host(workdir, "preview-noop", {}, noop_blob) as h_noop:
+    with (
+        host(workdir, "preview-ours", sandbox_config(db)) as h_ours,
+        host(workdir, "preview-noop", {}, noop_blob) as h_noop,
+    ):
         preview_seconds(h_ours, 10, 8), preview_seconds(h_noop, 10, 8)  # warm both
         for _ in range(repeat):
             base.append(preview_seconds(h_noop, quotas, 8))
@@ -155,8 +169,17 @@ def bench_cold_start(workdir: Path, repeat: int) -> Row:
 
 
 def bench_import_is_lazy() -> Row:
-    code = "import sys, providers; p = providers.TPMQuotaProvider(); p.check({}, {'model': 'ernie-speed-8k', 'purchaseCount': 1}); print('qianfan' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1], timeout=60)
+    code = (
+        "import sys, providers; p = providers.TPMQuotaProvider(); "
+        "p.check({}, {'model': 'ernie-speed-8k', 'purchaseCount': 1}); print('qianfan' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+        timeout=60,
+    )
     lazy = out.stdout.strip() == "False"
     return Row("qianfan SDK imported by import + Check", "no" if lazy else "yes", "", None, "no", lazy)
 
@@ -172,13 +195,27 @@ def bench_first_apply_cost(workdir: Path) -> Row:
         started = time.perf_counter()
         h.read("tpm-Missing1", STATE)
         second = time.perf_counter() - started
-    return Row("first API call of a host run vs the next (SDK import, sandbox start)", f"{first * 1000:.0f} ms", f"{second * 1000:.0f} ms (second call)", None, "paid once, at apply", None)
+    return Row(
+        "first API call of a host run vs the next (SDK import, sandbox start)",
+        f"{first * 1000:.0f} ms",
+        f"{second * 1000:.0f} ms (second call)",
+        None,
+        "paid once, at apply",
+        None,
+    )
 
 
 # -- state size ------------------------------------------------------------------------------------
 def bench_state_size() -> Row:
     ours, noop = serialize_provider(TPMQuotaProvider()), serialize_provider(NoopProvider())
-    return Row("size of __provider per resource", f"{len(ours)} chars", f"{len(noop)} chars (do-nothing provider)", len(ours) / len(noop), "<= 300 chars", len(ours) <= 300)
+    return Row(
+        "size of __provider per resource",
+        f"{len(ours)} chars",
+        f"{len(noop)} chars (do-nothing provider)",
+        len(ours) / len(noop),
+        "<= 300 chars",
+        len(ours) <= 300,
+    )
 
 
 # -- API calls per operation -----------------------------------------------------------------------
@@ -202,7 +239,9 @@ def bench_calls_per_operation(workdir: Path) -> list[Row]:
         delete = [r["action"] for r in control.requests()]
     short = lambda actions: ", ".join(a.replace("TPMResource", "") for a in actions)  # noqa: E731
     rows.append(Row("API calls per create", f"{len(create)} ({short(create)})", "", None, "<= 3", len(create) <= 3))
-    rows.append(Row("API calls per update (resize + move release)", f"{len(update)} ({short(update)})", "", None, "", None))
+    rows.append(
+        Row("API calls per update (resize + move release)", f"{len(update)} ({short(update)})", "", None, "", None)
+    )
     rows.append(Row("API calls per refresh (read)", f"{len(read)} ({short(read)})", "", None, "", None))
     rows.append(Row("API calls per delete", f"{len(delete)} ({short(delete)})", "", None, "", None))
     return rows
@@ -212,7 +251,21 @@ def bench_calls_per_operation(workdir: Path) -> list[Row]:
 @contextmanager
 def standalone_sandbox(db: Path, latency_ms: int) -> Iterator[str]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "providers.sandbox", "--port", "0", "--db", str(db), "--access-key", AK, "--secret-key", SK, "--latency-ms", str(latency_ms)],
+        [
+            sys.executable,
+            "-m",
+            "providers.sandbox",
+            "--port",
+            "0",
+            "--db",
+            str(db),
+            "--access-key",
+            AK,
+            "--secret-key",
+            SK,
+            "--latency-ms",
+            str(latency_ms),
+        ],
         cwd=Path(__file__).resolve().parents[1],
         stdout=subprocess.PIPE,
         text=True,
@@ -259,7 +312,9 @@ def provider_apply_seconds(workdir: Path, url: str, db: Path, creates: int) -> t
         # starts too. The one-time import is reported on its own row.
         h.up({"model": "ernie-char-8k", "purchaseCount": 1}, name="warm-up")
         control.clear_requests()
-        checked = [h.check({"model": MODELS[i % len(MODELS)], "purchaseCount": 1}, name=f"q{i}")[0] for i in range(creates)]
+        checked = [
+            h.check({"model": MODELS[i % len(MODELS)], "purchaseCount": 1}, name=f"q{i}")[0] for i in range(creates)
+        ]
         started = time.perf_counter()
         # The engine issues all creates at once; the host serves 4 at a time.
         with ThreadPoolExecutor(max_workers=creates) as pool:
@@ -292,7 +347,14 @@ def bench_apply(workdir: Path, creates: int, latency_ms: int, repeat: int) -> Ro
 def sdk_baseline_seconds_in_child(url: str, creates: int) -> tuple[float, int]:
     """Run the SDK baseline in a fresh process so the SDK's global config stays clean here."""
     code = f"from bench.run import sdk_baseline_seconds; s, c = sdk_baseline_seconds({url!r}, {creates}); print(s, c)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1], timeout=600, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+        timeout=600,
+        check=True,
+    )
     seconds, calls = out.stdout.split()
     return float(seconds), int(calls)
 
@@ -304,7 +366,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-ms", type=int, default=50)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args(argv)
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, Python {platform.python_version()}; date {date.today()}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}; date {date.today()}"
+    )
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="qianfan-tpm-bench-") as tmp:
         workdir = Path(tmp)

@@ -4,12 +4,14 @@ Purchase is sent exactly once per call (it has no idempotency token, so a blind 
 twice); the other four actions are idempotent and are retried on throttling, 5xx and dropped
 connections with backoff, inside the operation's deadline.
 """
+
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .deadline import Deadline, backoff
 from .errors import Kind, QianfanError, from_sdk_exception
@@ -170,7 +172,9 @@ class QianfanClient:
         else:
             endpoint = settings.endpoint
             if not (access_key and secret_key):
-                missing = [n for n, v in (("qianfan:accessKey", access_key), ("qianfan:secretKey", secret_key)) if not v]
+                missing = [
+                    n for n, v in (("qianfan:accessKey", access_key), ("qianfan:secretKey", secret_key)) if not v
+                ]
                 raise QianfanError(
                     action,
                     Kind.CONFIG,

@@ -3,6 +3,7 @@
 The provider host ignores Pulumi's `customTimeouts`, so every wait and retry in the provider is
 bounded by a `Deadline` built from `qianfan:timeoutSeconds`.
 """
+
 from __future__ import annotations
 
 import random
@@ -23,7 +24,7 @@ class Deadline:
     def expired(self) -> bool:
         return self.remaining() <= 0.0
 
-    def sub(self, seconds: float) -> "Deadline":
+    def sub(self, seconds: float) -> Deadline:
         """A shorter deadline inside this one (e.g. how long to wait for a change to show)."""
         return Deadline(min(seconds, self.remaining()))
 

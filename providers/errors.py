@@ -5,18 +5,20 @@ their text, and the provider host shows any exception as a full traceback. So SD
 converted here, once, into `QianfanError`, raised `from None` so that the SDK's text never appears
 as the "direct cause" in a traceback.
 """
+
 from __future__ import annotations
 
 import ast
 import json
 import re
-from enum import Enum
-from typing import Any, Mapping
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Any
 
 from .settings import CREDENTIALS_HINT
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     """How a failure should be handled, independent of Baidu's exact codes (many are undocumented)."""
 
     AUTH = "auth"  # credentials, signature, permission: retrying cannot help
@@ -109,7 +111,7 @@ class QianfanError(Exception):
             text += f" — {self.hint}"
         return text
 
-    def replace(self, **changes: Any) -> "QianfanError":
+    def replace(self, **changes: Any) -> QianfanError:
         """The same failure with some fields changed (a hint added, text scrubbed)."""
         fields = {
             "status": self.status,
@@ -159,7 +161,6 @@ def from_sdk_exception(action: str, exc: BaseException) -> QianfanError:
     request headers (access key) and request body.
     """
     import requests  # a dependency of qianfan; only imported once a call has been made
-
     from qianfan import errors as sdk_errors
 
     if isinstance(exc, sdk_errors.RequestError):

@@ -2,9 +2,11 @@
 
 Imported only at apply time (see `tpm_quota._typed`): a preview validates with `rules.py` alone.
 """
+
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
@@ -38,7 +40,7 @@ class TPMQuotaInputs(BaseModel):
             raise _custom(exc) from None
 
     @classmethod
-    def from_props(cls, props: Mapping[str, Any]) -> "TPMQuotaInputs":
+    def from_props(cls, props: Mapping[str, Any]) -> TPMQuotaInputs:
         """Typed inputs from stored or checked properties (shape only; policy was applied in check)."""
         return cls.model_validate({k: props.get(k) for k in INPUT_NAMES if props.get(k) is not None})
 

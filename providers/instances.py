@@ -5,10 +5,12 @@ plausible: `{"instances": [...]}`, a bare list, or a single object; items with o
 a unit count, or `releaseTime`; an unknown id answered with an empty list, a `Stopped` item, or a
 not-found error. Fields the server does not report are `None` ("unknown"), never guessed.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from .client import QianfanClient
 from .deadline import Deadline, backoff

@@ -3,10 +3,11 @@
 Baidu keeps changing this list, so the documented ids are only the default: stack config
 `qianfan:extraModels` extends it without a release of this project.
 """
+
 from __future__ import annotations
 
 import difflib
-from typing import Iterable
+from collections.abc import Iterable
 
 #: The ids listed on Baidu's PurchaseTPMResource page, plus ids that later pages add.
 DOCUMENTED_MODELS: tuple[str, ...] = (

@@ -14,13 +14,14 @@ provider host, other creates of the same model run at the same time (4 workers),
 
 Happy-path purchases never wait for each other.
 """
+
 from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 from .deadline import Deadline
 from .errors import ProviderError

@@ -5,10 +5,11 @@ second form is not stated, and Baidu's console runs on Beijing time, so it is re
 Everything is normalised to RFC3339 in Beijing time so that two spellings of one instant compare
 equal in `diff` and never cause a spurious update.
 """
+
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
 
@@ -17,9 +18,7 @@ ALLOWED_FORMS = (
     "or 'YYYY-MM-DD HH:MM:SS' read as Beijing time (UTC+08:00)"
 )
 
-_RFC3339 = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(0+))?([Zz]|[+-]\d{2}:\d{2})$"
-)
+_RFC3339 = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(0+))?([Zz]|[+-]\d{2}:\d{2})$")
 _BEIJING_LOCAL = re.compile(r"^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})$")
 
 
@@ -33,7 +32,7 @@ def parse_release_time(text: str) -> datetime:
         year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
         offset = match.group(8)
         if offset in ("Z", "z"):
-            zone = timezone.utc
+            zone = UTC
         else:
             sign = 1 if offset[0] == "+" else -1
             hours, minutes = int(offset[1:3]), int(offset[4:6])

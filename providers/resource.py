@@ -1,7 +1,6 @@
 """TPMQuota: the resource users declare in their Pulumi program."""
-from __future__ import annotations
 
-from typing import Optional
+from __future__ import annotations
 
 import pulumi
 from pulumi.dynamic import Resource
@@ -34,9 +33,9 @@ class TPMQuota(Resource, module="qianfan", name="TPMQuota"):
     instance_id: pulumi.Output[str]
     model: pulumi.Output[str]
     purchase_count: pulumi.Output[int]
-    release_time: pulumi.Output[Optional[str]]
+    release_time: pulumi.Output[str | None]
     payment_timing: pulumi.Output[str]
-    adopt_instance_id: pulumi.Output[Optional[str]]
+    adopt_instance_id: pulumi.Output[str | None]
     status: pulumi.Output[str]
     tpm: pulumi.Output[int]
     rpm: pulumi.Output[int]
@@ -47,10 +46,10 @@ class TPMQuota(Resource, module="qianfan", name="TPMQuota"):
         *,
         model: pulumi.Input[str],
         purchase_count: pulumi.Input[int],
-        release_time: Optional[pulumi.Input[str]] = None,
+        release_time: pulumi.Input[str] | None = None,
         payment_timing: pulumi.Input[str] = "Postpaid",
-        adopt_instance_id: Optional[pulumi.Input[str]] = None,
-        opts: Optional[pulumi.ResourceOptions] = None,
+        adopt_instance_id: pulumi.Input[str] | None = None,
+        opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         props = {
             "model": model,

@@ -6,11 +6,13 @@ so `check` (one failure per field, unknown values tolerated during preview) and 
 `update` (one typed object) can never disagree. This module does not import pydantic: it runs
 in every preview, and pydantic would add about a third to the provider host's start-up.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 from pulumi.output import Unknown
 
@@ -24,6 +26,8 @@ UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 def is_unknown(value: Any) -> bool:
     """During preview the host hands over `pulumi.output.Unknown` (or the raw wire sentinel)."""
     return isinstance(value, Unknown) or (isinstance(value, str) and value == UNKNOWN)
+
+
 PROVIDER_KEY = "__provider"
 
 INPUT_NAMES = ("model", "purchaseCount", "releaseTime", "paymentTiming", "adoptInstanceId")
@@ -39,7 +43,7 @@ class Policy:
 
     extra_models: tuple[str, ...] = ()
     max_purchase_count: int | None = None
-    now: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
     #: The releaseTime already stored; it may be in the past without failing check.
     previous_release_time: str | None = None
 
@@ -119,9 +123,7 @@ RULES = {
 }
 
 
-def check_props(
-    news: Mapping[str, Any], policy: Policy
-) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+def check_props(news: Mapping[str, Any], policy: Policy) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """Validate every field on its own: (normalised inputs, [(property, reason), ...]).
 
     Unknown values (preview) pass through unchecked; nothing here calls Qianfan.

@@ -6,12 +6,14 @@ process-wide config singleton; it is written exactly once, under a lock, because
 host runs up to four operations at once. Credentials are never passed as `ak=`/`sk=` keywords:
 some SDK functions spread their keywords into the request body.
 """
+
 from __future__ import annotations
 
 import hashlib
 import logging
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 _LOCK = threading.Lock()
 _configured: tuple[str, str, str] | None = None

@@ -3,11 +3,13 @@
 Settings are read in `configure()` (or from the environment when a provider is used outside the
 host), never in `__init__`, so nothing here is pickled into `__provider` and no key reaches state.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from .models import parse_extra_models
 
@@ -93,9 +95,7 @@ def _number(raw: Any, key: str, cast: Callable[[str], float | int], minimum: flo
     return value
 
 
-def load_settings(
-    config: Callable[[str], Any] | None = None, environ: Mapping[str, str] | None = None
-) -> Settings:
+def load_settings(config: Callable[[str], Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
     """Resolve settings from a config getter (`ConfigureRequest.config.get`) and the environment."""
     get = config or (lambda _key: None)
     env = os.environ if environ is None else environ

@@ -4,6 +4,7 @@ The same per-field rules as the provider's `check` are used, without the stack p
 models, the purchase cap, "in the future"), which `check` applies per resource with the stored
 state in view. Here the job is to name the entry and field of a malformed list.
 """
+
 from __future__ import annotations
 
 import re
@@ -60,10 +61,15 @@ def parse_quota_plan(raw: Any) -> list[QuotaEntry]:
         name = item.get("name")
         for key in item:
             if key not in _ENTRY_KEYS:
-                raise _entry_error(index, name, key, f"is not a quota field; the fields are {', '.join(sorted(_ENTRY_KEYS))}")
+                raise _entry_error(
+                    index, name, key, f"is not a quota field; the fields are {', '.join(sorted(_ENTRY_KEYS))}"
+                )
         if not isinstance(name, str) or not _NAME.match(name):
             raise _entry_error(
-                index, None, "name", "is required: 1-63 letters, digits, '-', '_' or '.', starting with a letter or digit"
+                index,
+                None,
+                "name",
+                "is required: 1-63 letters, digits, '-', '_' or '.', starting with a letter or digit",
             )
         if name in seen:
             raise _entry_error(index, name, "name", "is used by an earlier entry; names must be unique")

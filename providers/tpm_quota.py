@@ -7,11 +7,13 @@ its module path and name are part of the state format and must not change.
 Nothing is kept on the instance before it is pickled (`__getstate__` is empty): settings and the
 client are built in `configure()`, inside the host, so keys never reach state.
 """
+
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 from pulumi.dynamic import (
     CheckFailure,
@@ -27,7 +29,6 @@ from pulumi.dynamic import (
 from .client import AUTO_RELEASE, RESIZE, QianfanClient
 from .deadline import Deadline, backoff
 from .errors import Kind, ProviderError, QianfanError
-from .rules import INPUT_NAMES, REPLACE_ON_CHANGE, UNKNOWN, Policy, check_props, is_unknown
 from .instances import (
     Instance,
     describe_ids,
@@ -39,6 +40,7 @@ from .instances import (
 )
 from .purchases import PurchaseLedger, Spec
 from .release_time import normalise_if_possible
+from .rules import INPUT_NAMES, REPLACE_ON_CHANGE, UNKNOWN, Policy, check_props, is_unknown
 from .settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -58,14 +60,14 @@ class _Runtime:
     ledger: PurchaseLedger
 
     @classmethod
-    def build(cls, settings: Settings) -> "_Runtime":
+    def build(cls, settings: Settings) -> _Runtime:
         return cls(settings, QianfanClient(settings), PurchaseLedger())
 
     def deadline(self) -> Deadline:
         return Deadline(self.settings.timeout_seconds)
 
 
-def _typed(props: Mapping[str, Any]) -> "TPMQuotaInputs":
+def _typed(props: Mapping[str, Any]) -> TPMQuotaInputs:
     """The pydantic inputs model, imported on first apply: a preview never loads pydantic."""
     from .inputs import TPMQuotaInputs
 
@@ -146,10 +148,7 @@ class TPMQuotaProvider(ResourceProvider):
         rt = self._rt()
         deadline = rt.deadline()
         inputs = _typed(props)
-        if inputs.adopt_instance_id:
-            instance = self._adopt(rt, inputs, deadline)
-        else:
-            instance = self._buy(rt, inputs, deadline)
+        instance = self._adopt(rt, inputs, deadline) if inputs.adopt_instance_id else self._buy(rt, inputs, deadline)
         return CreateResult(instance.instance_id, self._outputs(inputs.to_props(), instance))
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
@@ -284,9 +283,7 @@ class TPMQuotaProvider(ResourceProvider):
     def _matches(instance: Instance, spec: Spec) -> bool:
         if instance.units is not None and instance.units != spec.units:
             return False
-        if instance.release_time_known and instance.release_time != spec.release_time:
-            return False
-        return True
+        return not (instance.release_time_known and instance.release_time != spec.release_time)
 
     def _wait_visible(self, rt: _Runtime, inputs: TPMQuotaInputs, instance_id: str, deadline: Deadline) -> Instance:
         """Wait (bounded) until Describe shows the bought instance, which may be `Creating` first.
@@ -385,7 +382,9 @@ class TPMQuotaProvider(ResourceProvider):
     def _mismatches(found: Instance, inputs: TPMQuotaInputs) -> list[str]:
         problems = []
         if found.units is not None and found.units != inputs.purchase_count:
-            problems.append(f"{RESIZE} asked for {inputs.purchase_count} units, DescribeTPMResource reports {found.units}")
+            problems.append(
+                f"{RESIZE} asked for {inputs.purchase_count} units, DescribeTPMResource reports {found.units}"
+            )
         if found.release_time_known and found.release_time != inputs.release_time:
             problems.append(
                 f"{AUTO_RELEASE} asked for release at {inputs.release_time or 'no scheduled time'}, "

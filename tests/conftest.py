@@ -3,13 +3,14 @@
 Every test that starts a host ends with a scan of everything that left the provider (RPC answers,
 error texts, the host's stderr, request bodies the sandbox received) for the test credentials.
 """
+
 from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 

@@ -2,6 +2,7 @@
 
 The README's "Failure semantics" section quotes these; they come from the run, not from memory.
 """
+
 from __future__ import annotations
 
 FIGURES: list[tuple[str, str, str]] = []

@@ -5,6 +5,7 @@
 `pulumirpc.ResourceProvider`. Every answer and error text is kept in `transcript`, and the host's
 stderr in a file, so tests can scan them for secrets.
 """
+
 from __future__ import annotations
 
 import os
@@ -79,7 +80,7 @@ class ProviderHost:
             full_env["PYTHONPATH"] = str(PROJECT_ROOT)
         full_env["PULUMI_PROJECT"] = "qianfan-tpm"
         self.stderr_path = stderr_path
-        self._stderr = open(stderr_path, "wb")
+        self._stderr = open(stderr_path, "wb")  # noqa: SIM115 - held for the host's lifetime, closed in close()
         self.process = subprocess.Popen(
             [sys.executable, "-u", "-m", "pulumi.dynamic", "127.0.0.1:1"],
             cwd=cwd,
@@ -128,7 +129,9 @@ class ProviderHost:
         response = self._rpc(
             "Check",
             provider_pb2.CheckRequest(
-                urn=urn(name), olds=to_struct(self.with_provider(olds) if olds else {}), news=to_struct(self.with_provider(news))
+                urn=urn(name),
+                olds=to_struct(self.with_provider(olds) if olds else {}),
+                news=to_struct(self.with_provider(news)),
             ),
         )
         failures = [(f.property, f.reason) for f in response.failures]
@@ -138,7 +141,10 @@ class ProviderHost:
         response = self._rpc(
             "Diff",
             provider_pb2.DiffRequest(
-                id=id_, urn=urn(name), olds=to_struct(self.with_provider(olds)), news=to_struct(self.with_provider(news))
+                id=id_,
+                urn=urn(name),
+                olds=to_struct(self.with_provider(olds)),
+                news=to_struct(self.with_provider(news)),
             ),
         )
         return {
@@ -163,13 +169,18 @@ class ProviderHost:
         response = self._rpc(
             "Update",
             provider_pb2.UpdateRequest(
-                id=id_, urn=urn(name), olds=to_struct(self.with_provider(olds)), news=to_struct(self.with_provider(news))
+                id=id_,
+                urn=urn(name),
+                olds=to_struct(self.with_provider(olds)),
+                news=to_struct(self.with_provider(news)),
             ),
         )
         return from_struct(response.properties)
 
     def delete(self, id_: str, props: dict[str, Any], name: str = "q") -> None:
-        self._rpc("Delete", provider_pb2.DeleteRequest(id=id_, urn=urn(name), properties=to_struct(self.with_provider(props))))
+        self._rpc(
+            "Delete", provider_pb2.DeleteRequest(id=id_, urn=urn(name), properties=to_struct(self.with_provider(props)))
+        )
 
     # -- lifecycle as `pulumi up` runs it ------------------------------------------------------
     def up(self, news: dict[str, Any], name: str = "q") -> tuple[str, dict[str, Any]]:

@@ -1,5 +1,6 @@
 """The benchmark stays runnable (`python -m bench`); its timings are not asserted here — a
 benchmark prints figures, tests do not time things. Its counted figures are exact, so they are."""
+
 from __future__ import annotations
 
 import subprocess

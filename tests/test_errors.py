@@ -4,6 +4,7 @@ The RequestError cases are produced by the real SDK against the sandbox (see tes
 test_failure_semantics); these cover the shapes the sandbox cannot produce: a 2xx answer carrying
 `error_code` (APIError), raw `requests` exceptions, and Baidu's undocumented codes.
 """
+
 from __future__ import annotations
 
 import logging
@@ -26,7 +27,11 @@ def test_api_error_in_a_2xx_answer() -> None:
 @pytest.mark.parametrize(
     "exc, kind, text",
     [
-        (requests.exceptions.ReadTimeout("HTTPConnectionPool(host='x'): Read timed out"), Kind.NO_ANSWER, "no answer before the request timeout"),
+        (
+            requests.exceptions.ReadTimeout("HTTPConnectionPool(host='x'): Read timed out"),
+            Kind.NO_ANSWER,
+            "no answer before the request timeout",
+        ),
         (requests.exceptions.ConnectionError("Connection aborted"), Kind.NO_ANSWER, "connection failed or was dropped"),
         (requests.exceptions.TooManyRedirects("loop"), Kind.NO_ANSWER, "HTTP request failed (TooManyRedirects)"),
         (ValueError("something odd"), Kind.BAD_ANSWER, "unexpected ValueError"),
@@ -43,9 +48,9 @@ def test_request_error_keeps_qianfan_fields_and_drops_the_sdk_text() -> None:
     sdk_text = (
         "http request url http://127.0.0.1:1/v2/charge?Action=ResizeTPMResource failed with http status code 400\n"
         "request headers: {'Authorization': 'bce-auth-v1/AKsecret/2026-11-26T00:00:00Z/300/host/abc'}\n"
-        "request body: '{\"instanceId\": \"tpm-x\"}'\n"
+        'request body: \'{"instanceId": "tpm-x"}\'\n'
         "response headers: {}\n"
-        "response body: '{\"requestId\": \"r-1\", \"code\": \"InvalidInstanceStatus\", \"message\": \"instance is Stopped\"}'"
+        'response body: \'{"requestId": "r-1", "code": "InvalidInstanceStatus", "message": "instance is Stopped"}\''
     )
     exc = sdk_errors.RequestError(sdk_text, status_code=400, headers={"X-Bce-Request-Id": "r-1"})
     err = from_sdk_exception("ResizeTPMResource", exc)
@@ -85,8 +90,16 @@ def test_classification_tolerates_undocumented_codes(status: int, code: str | No
 
 
 def test_auth_hint_names_keys_and_policies() -> None:
-    text = str(QianfanError("PurchaseTPMResource", Kind.AUTH, status=403, code="InvalidAccessKeyId", message="no such key"))
-    for name in ("qianfan:accessKey", "qianfan:secretKey", "QIANFAN_ACCESS_KEY", "QIANFAN_SECRET_KEY", "QianfanFullControlAccessPolicy"):
+    text = str(
+        QianfanError("PurchaseTPMResource", Kind.AUTH, status=403, code="InvalidAccessKeyId", message="no such key")
+    )
+    for name in (
+        "qianfan:accessKey",
+        "qianfan:secretKey",
+        "QIANFAN_ACCESS_KEY",
+        "QIANFAN_SECRET_KEY",
+        "QianfanFullControlAccessPolicy",
+    ):
         assert name in text
     expired = str(QianfanError("DescribeTPMResource", Kind.AUTH, status=400, code="RequestExpired"))
     assert "clock" in expired

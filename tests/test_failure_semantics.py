@@ -8,6 +8,7 @@
 
 The `make_host` fixture scans every scenario for leaked keys.
 """
+
 from __future__ import annotations
 
 import os
@@ -42,7 +43,9 @@ DESCRIBE_FAULTS = [("throttle", 429), ("error", 500), ("drop", None), ("error", 
 
 
 def live_instances(control, models: set[str]) -> dict[str, dict[str, Any]]:
-    return {row["instanceId"]: row for row in control.instances() if row["model"] in models and row["status"] != "Stopped"}
+    return {
+        row["instanceId"]: row for row in control.instances() if row["model"] in models and row["status"] != "Stopped"
+    }
 
 
 def up_until_done(host: ProviderHost, props: dict[str, Any], name: str, attempts: int = 4) -> tuple[str, dict, int]:
@@ -91,7 +94,7 @@ def test_randomized_lost_and_failed_purchases(make_host, control) -> None:
         # Exactly one instance per declared quota; the state agrees with the sandbox.
         assert len(set(state_ids)) == len(quotas), f"trial {trial}: two quotas share an instance"
         assert set(live) == set(state_ids), f"trial {trial}: sandbox {sorted(live)} != state {sorted(state_ids)}"
-        for (name, props), (id_, outs, runs) in zip(quotas, results):
+        for (name, props), (id_, outs, runs) in zip(quotas, results, strict=True):
             row = live[id_]
             assert row["count"] == props["purchaseCount"] == outs["purchaseCount"], (trial, name)
             assert row["releaseTime"] == outs.get("releaseTime"), (trial, name)
@@ -196,8 +199,12 @@ def test_describe_failing_after_a_successful_purchase_still_records_the_quota(ma
     "action",
     ["DescribeTPMResource", "ResizeTPMResource", "AutoReleaseTPMResource", "ReleaseTPMResource"],
 )
-@pytest.mark.parametrize("fault, status", [("throttle", 429), ("error", 500), ("error", 503), ("drop", None), ("error_after_commit", 500)])
-def test_safe_actions_survive_throttling_and_5xx(make_host, control, action: str, fault: str, status: int | None) -> None:
+@pytest.mark.parametrize(
+    "fault, status", [("throttle", 429), ("error", 500), ("error", 503), ("drop", None), ("error_after_commit", 500)]
+)
+def test_safe_actions_survive_throttling_and_5xx(
+    make_host, control, action: str, fault: str, status: int | None
+) -> None:
     host = make_host(**FAST)
     model = "ernie-speed-8k"
     id_, outs = host.up({"model": model, "purchaseCount": 1})
@@ -221,7 +228,9 @@ def test_safe_actions_survive_throttling_and_5xx(make_host, control, action: str
         assert attempts == 2 and control.requests("DescribeTPMResource")
     else:
         assert attempts >= 4, "three faults, then the attempt that succeeds"
-    record("retries", f"{action} after 3x {fault}{' ' + str(status) if status else ''}", f"succeeded on attempt {attempts}")
+    record(
+        "retries", f"{action} after 3x {fault}{' ' + str(status) if status else ''}", f"succeeded on attempt {attempts}"
+    )
 
 
 @pytest.mark.parametrize("operation", ["read", "update", "delete"])
@@ -232,7 +241,11 @@ def test_deadline_is_honoured_when_faults_never_stop(make_host, control, operati
     news, _ = host.check({"model": "ernie-speed-8k", "purchaseCount": 2})
     started = time.monotonic()
     with pytest.raises(HostError) as caught:
-        {"read": lambda: host.read(id_, outs), "update": lambda: host.update(id_, outs, news), "delete": lambda: host.delete(id_, outs)}[operation]()
+        {
+            "read": lambda: host.read(id_, outs),
+            "update": lambda: host.update(id_, outs, news),
+            "delete": lambda: host.delete(id_, outs),
+        }[operation]()
     elapsed = time.monotonic() - started
     assert 1.5 <= elapsed < 3 + 2.5, f"{operation} took {elapsed:.1f}s with a 3s deadline"
     assert "gave up after" in caught.value.last_line and "qianfan:timeoutSeconds" in caught.value.last_line
@@ -277,7 +290,9 @@ def test_twenty_quotas_created_resized_destroyed_concurrently(make_host, control
     control.add_fault("*", "throttle", count=12)  # some throttling while 4 workers run at once
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=20) as pool:
-        created = dict(zip(declared, pool.map(lambda item: host.up(item[1], name=item[0]), declared.items())))
+        created = dict(
+            zip(declared, pool.map(lambda item: host.up(item[1], name=item[0]), declared.items()), strict=True)
+        )
     rows = {row["instanceId"]: row for row in control.instances()}
     assert len(rows) == 20 and {id_ for id_, _ in created.values()} == set(rows)
     for name, (id_, outs) in created.items():
@@ -292,7 +307,7 @@ def test_twenty_quotas_created_resized_destroyed_concurrently(make_host, control
 
     control.add_fault("*", "throttle", count=12)
     with ThreadPoolExecutor(max_workers=20) as pool:
-        updated = dict(zip(resized, pool.map(resize, resized)))
+        updated = dict(zip(resized, pool.map(resize, resized), strict=True))
     rows = {row["instanceId"]: row for row in control.instances()}
     for name, outs in updated.items():
         assert rows[created[name][0]]["count"] == resized[name]["purchaseCount"] == outs["purchaseCount"]
@@ -301,7 +316,13 @@ def test_twenty_quotas_created_resized_destroyed_concurrently(make_host, control
     with ThreadPoolExecutor(max_workers=20) as pool:
         list(pool.map(lambda name: host.delete(created[name][0], updated[name], name=name), created))
     assert all(row["status"] == "Stopped" for row in control.instances())
-    assert len(control.requests("PurchaseTPMResource")) - sum(
-        1 for r in control.requests("PurchaseTPMResource") if r["status"] == 429
-    ) == 20
-    record("concurrency", "20 quotas created+resized+destroyed, 4 host workers, 36 throttles", f"{time.monotonic() - started:.1f}s, all as declared")
+    assert (
+        len(control.requests("PurchaseTPMResource"))
+        - sum(1 for r in control.requests("PurchaseTPMResource") if r["status"] == 429)
+        == 20
+    )
+    record(
+        "concurrency",
+        "20 quotas created+resized+destroyed, 4 host workers, 36 throttles",
+        f"{time.monotonic() - started:.1f}s, all as declared",
+    )

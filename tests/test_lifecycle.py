@@ -2,6 +2,7 @@
 
 Each step asserts both what the host answered and the exact requests the sandbox received.
 """
+
 from __future__ import annotations
 
 import re
@@ -53,7 +54,13 @@ def test_full_lifecycle(host: ProviderHost, control) -> None:
         "tpm": 20_000,
         "rpm": 66,
     }
-    assert read_inputs == {"model": MODEL, "purchaseCount": 2, "releaseTime": RELEASE_1, "paymentTiming": "Postpaid", "__provider": host.blob}
+    assert read_inputs == {
+        "model": MODEL,
+        "purchaseCount": 2,
+        "releaseTime": RELEASE_1,
+        "paymentTiming": "Postpaid",
+        "__provider": host.blob,
+    }
     assert sent(control) == [("DescribeTPMResource", {"model": MODEL, "instanceId": id_})]
 
     # -- update: resize ----------------------------------------------------------------------
@@ -172,7 +179,9 @@ def test_update_of_an_instance_gone_outside_pulumi_says_refresh(host: ProviderHo
 def test_adopt_resizes_and_sets_release_without_buying(host: ProviderHost, control) -> None:
     existing, _ = host.up({"model": MODEL, "purchaseCount": 1}, name="old")
     control.clear_requests()
-    inputs, failures = host.check({"model": MODEL, "purchaseCount": 3, "releaseTime": RELEASE_1, "adoptInstanceId": existing})
+    inputs, failures = host.check(
+        {"model": MODEL, "purchaseCount": 3, "releaseTime": RELEASE_1, "adoptInstanceId": existing}
+    )
     assert failures == []
     id_, outs = host.create(inputs, name="adopted")
     assert id_ == existing

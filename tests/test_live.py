@@ -8,10 +8,11 @@ is gone. Run it alone:
     QIANFAN_LIVE_TEST=1 QIANFAN_LIVE_MODEL=ernie-speed-8k QIANFAN_ACCESS_KEY=... QIANFAN_SECRET_KEY=... \
         venv/bin/python -m pytest tests/test_live.py -m live -s
 """
+
 from __future__ import annotations
 
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -33,9 +34,13 @@ def test_live_lifecycle_against_real_qianfan(tmp_path: Path, capsys: pytest.Capt
     model = os.environ["QIANFAN_LIVE_MODEL"]
     with capsys.disabled():
         print(f"\n*** LIVE TEST: buying 1 unit of {model} TPM quota on the real Qianfan. THIS SPENDS MONEY. ***")
-    env = {k: os.environ[k] for k in ("QIANFAN_ACCESS_KEY", "QIANFAN_SECRET_KEY", "QIANFAN_CONSOLE_API_BASE_URL") if k in os.environ}
+    env = {
+        k: os.environ[k]
+        for k in ("QIANFAN_ACCESS_KEY", "QIANFAN_SECRET_KEY", "QIANFAN_CONSOLE_API_BASE_URL")
+        if k in os.environ
+    }
     host = ProviderHost(tmp_path / "host.stderr", env=env)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     in_one_hour = format_release_time(now + timedelta(hours=1))
     in_two_hours = format_release_time(now + timedelta(hours=2))
     id_ = None
@@ -74,6 +79,9 @@ def test_live_lifecycle_against_real_qianfan(tmp_path: Path, capsys: pytest.Capt
         host.close()
         texts = {f"answer #{i}": t for i, t in enumerate(host.transcript)}
         texts["stderr"] = host.stderr_text()
-        for label, secret in (("access key", os.environ["QIANFAN_ACCESS_KEY"]), ("secret key", os.environ["QIANFAN_SECRET_KEY"])):
+        for label, secret in (
+            ("access key", os.environ["QIANFAN_ACCESS_KEY"]),
+            ("secret key", os.environ["QIANFAN_SECRET_KEY"]),
+        ):
             for where, text in texts.items():
                 assert secret not in text, f"the {label} leaked into {where}"

@@ -3,9 +3,10 @@
 These run in every preview, so they must make no API call: each test ends by asserting that the
 sandbox received no request at all.
 """
+
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -38,7 +39,12 @@ def test_valid_inputs_are_normalised(plan_host: ProviderHost) -> None:
 
 
 def test_two_spellings_of_one_instant_normalise_equal(plan_host: ProviderHost) -> None:
-    spellings = ["2031-03-04 05:06:07", "2031-03-04T05:06:07+08:00", "2031-03-03T21:06:07Z", "2031-03-03T23:06:07+02:00"]
+    spellings = [
+        "2031-03-04 05:06:07",
+        "2031-03-04T05:06:07+08:00",
+        "2031-03-03T21:06:07Z",
+        "2031-03-03T23:06:07+02:00",
+    ]
     normalised = {plan_host.check({**VALID, "releaseTime": s})[0]["releaseTime"] for s in spellings}
     assert normalised == {"2031-03-04T05:06:07+08:00"}
 
@@ -99,7 +105,10 @@ def test_bad_release_time(plan_host: ProviderHost, release: object, fragment: st
 def test_past_release_time_is_fine_when_unchanged(plan_host: ProviderHost) -> None:
     old = {**VALID, "releaseTime": "2020-01-01T00:00:00+08:00"}
     assert failures_of(plan_host, {**VALID, "releaseTime": "2020-01-01 00:00:00"}, olds=old) == {}
-    assert "not in the future" in failures_of(plan_host, {**VALID, "releaseTime": "2020-01-02 00:00:00"}, olds=old)["releaseTime"]
+    assert (
+        "not in the future"
+        in failures_of(plan_host, {**VALID, "releaseTime": "2020-01-02 00:00:00"}, olds=old)["releaseTime"]
+    )
 
 
 def test_only_postpaid(plan_host: ProviderHost) -> None:
@@ -120,7 +129,14 @@ def test_unknown_property_is_refused(plan_host: ProviderHost) -> None:
 
 def test_one_failure_per_bad_field(plan_host: ProviderHost) -> None:
     failures = failures_of(
-        plan_host, {"model": "nope", "purchaseCount": 0, "releaseTime": "soon", "paymentTiming": "Prepaid", "adoptInstanceId": " "}
+        plan_host,
+        {
+            "model": "nope",
+            "purchaseCount": 0,
+            "releaseTime": "soon",
+            "paymentTiming": "Prepaid",
+            "adoptInstanceId": " ",
+        },
     )
     assert sorted(failures) == ["adoptInstanceId", "model", "paymentTiming", "purchaseCount", "releaseTime"]
 
@@ -174,7 +190,11 @@ def test_diff_rules(plan_host: ProviderHost, change: dict, expected: str, replac
 def test_set_release_time_where_there_was_none_is_an_update(plan_host: ProviderHost) -> None:
     olds = {k: v for k, v in STATE.items() if k != "releaseTime"}
     news = {**DESIRED}
-    assert plan_host.diff("tpm-AbCd1234", olds, news) == {"changes": "DIFF_SOME", "replaces": [], "deleteBeforeReplace": False}
+    assert plan_host.diff("tpm-AbCd1234", olds, news) == {
+        "changes": "DIFF_SOME",
+        "replaces": [],
+        "deleteBeforeReplace": False,
+    }
 
 
 def test_a_changed_provider_blob_alone_is_no_diff(plan_host: ProviderHost) -> None:

@@ -3,6 +3,7 @@
 Mocks never run provider code; they only show what the program declares. The stack files in
 `stacks/` are parsed the same way, so a broken stack file fails here rather than at `pulumi up`.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,7 +25,13 @@ class RecordingMocks(pulumi.runtime.Mocks):
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         self.resources.append(args)
         units = int(args.inputs["purchaseCount"])
-        outputs = {**args.inputs, "instanceId": f"tpm-{args.name[:8]:0<8}", "status": "Running", "tpm": units * 10_000, "rpm": units * 33}
+        outputs = {
+            **args.inputs,
+            "instanceId": f"tpm-{args.name[:8]:0<8}",
+            "status": "Running",
+            "tpm": units * 10_000,
+            "rpm": units * 33,
+        }
         return outputs["instanceId"], outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list]:
@@ -63,7 +70,9 @@ def test_quota_list_becomes_resources_and_exports(monkeypatch: pytest.MonkeyPatc
         assert chat_out == {"instanceId": "tpm-chat0000", "status": "Running", "tpm": 20_000, "rpm": 66}
         assert agent_out == {"instanceId": "tpm-agent000", "status": "Running", "tpm": 10_000, "rpm": 33}
 
-    return pulumi.Output.all(pulumi.Output.from_input(exports["chat"]), pulumi.Output.from_input(exports["agent"])).apply(check)
+    return pulumi.Output.all(
+        pulumi.Output.from_input(exports["chat"]), pulumi.Output.from_input(exports["agent"])
+    ).apply(check)
 
 
 def test_protect_and_delete_before_replace_reach_the_resource_options(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -94,12 +103,27 @@ def test_protect_and_delete_before_replace_reach_the_resource_options(monkeypatc
         (["chat"], "qianfan-tpm:quotas[0]: entry must be an object"),
         ([{"model": "ernie-speed-8k", "purchaseCount": 1}], "qianfan-tpm:quotas[0]: name is required"),
         ([{"name": "chat", "purchaseCount": 1}], "qianfan-tpm:quotas[0] ('chat'): model is required"),
-        ([{"name": "chat", "model": "ernie-speed-8k", "purchaseCount": 1.5}], "('chat'): purchaseCount must be a whole number"),
-        ([{"name": "chat", "model": "ernie-speed-8k", "purchaseCount": 1, "releaseTime": "soon"}], "('chat'): releaseTime 'soon' is not a time"),
-        ([{"name": "chat", "model": "ernie-speed-8k", "purchaseCount": 1, "protect": "yes"}], "('chat'): protect must be true or false"),
-        ([{"name": "chat", "model": "ernie-speed-8k", "purchasecount": 1}], "('chat'): purchasecount is not a quota field"),
         (
-            [{"name": "a", "model": "ernie-speed-8k", "purchaseCount": 1}, {"name": "a", "model": "ernie-lite-8k", "purchaseCount": 1}],
+            [{"name": "chat", "model": "ernie-speed-8k", "purchaseCount": 1.5}],
+            "('chat'): purchaseCount must be a whole number",
+        ),
+        (
+            [{"name": "chat", "model": "ernie-speed-8k", "purchaseCount": 1, "releaseTime": "soon"}],
+            "('chat'): releaseTime 'soon' is not a time",
+        ),
+        (
+            [{"name": "chat", "model": "ernie-speed-8k", "purchaseCount": 1, "protect": "yes"}],
+            "('chat'): protect must be true or false",
+        ),
+        (
+            [{"name": "chat", "model": "ernie-speed-8k", "purchasecount": 1}],
+            "('chat'): purchasecount is not a quota field",
+        ),
+        (
+            [
+                {"name": "a", "model": "ernie-speed-8k", "purchaseCount": 1},
+                {"name": "a", "model": "ernie-lite-8k", "purchaseCount": 1},
+            ],
             "qianfan-tpm:quotas[1] ('a'): name is used by an earlier entry",
         ),
     ],

@@ -1,11 +1,13 @@
 """Property-based inputs through the provider host's Check: every invalid input is refused with a
 failure naming the field, every valid one is accepted, and Check never calls Qianfan."""
+
 from __future__ import annotations
 
 import os
 import string
-from datetime import datetime, timedelta, timezone
-from typing import Any, Iterator
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -17,7 +19,7 @@ from tests.host import ProviderHost
 
 EXTRA = ("ernie-x1-turbo-32k",)
 CAP = 12
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 # In CI the examples are derived from the test names (reproducible runs); locally they are random,
 # and any failure found is replayed from .hypothesis/ until fixed.
 PROFILE = settings(
@@ -40,18 +42,18 @@ def spell(moment: datetime, style: int) -> str:
     if style == 0:
         return moment.astimezone(timezone(timedelta(hours=8))).strftime("%Y-%m-%d %H:%M:%S")
     if style == 1:
-        return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return moment.astimezone(timezone(timedelta(hours=style - 14))).isoformat(timespec="seconds")
 
 
 future = st.builds(
     spell,
-    st.datetimes(min_value=datetime(2027, 6, 1), max_value=datetime(2099, 12, 31)).map(lambda d: d.replace(tzinfo=timezone.utc)),
+    st.datetimes(min_value=datetime(2027, 6, 1), max_value=datetime(2099, 12, 31)).map(lambda d: d.replace(tzinfo=UTC)),
     st.integers(min_value=0, max_value=27),
 )
 past = st.builds(
     spell,
-    st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2026, 1, 1)).map(lambda d: d.replace(tzinfo=timezone.utc)),
+    st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2026, 1, 1)).map(lambda d: d.replace(tzinfo=UTC)),
     st.integers(min_value=0, max_value=27),
 )
 instance_ids = st.text(alphabet=string.ascii_letters + string.digits + "-", min_size=1, max_size=24)
@@ -61,7 +63,9 @@ instance_ids = st.text(alphabet=string.ascii_letters + string.digits + "-", min_
 def valid_inputs(draw: st.DrawFn) -> dict[str, Any]:
     props: dict[str, Any] = {
         "model": draw(st.sampled_from(DOCUMENTED_MODELS + EXTRA)),
-        "purchaseCount": draw(st.integers(min_value=1, max_value=CAP).flatmap(lambda n: st.sampled_from([n, float(n)]))),
+        "purchaseCount": draw(
+            st.integers(min_value=1, max_value=CAP).flatmap(lambda n: st.sampled_from([n, float(n)]))
+        ),
     }
     if draw(st.booleans()):
         props["releaseTime"] = draw(future)
@@ -105,7 +109,9 @@ def one_bad_field(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
     props = draw(valid_inputs())
     field = draw(st.sampled_from([*bad_values, "<extra>", "<missing>"]))
     if field == "<extra>":
-        field = draw(st.text(alphabet=string.ascii_letters, min_size=1, max_size=12).filter(lambda k: k not in bad_values))
+        field = draw(
+            st.text(alphabet=string.ascii_letters, min_size=1, max_size=12).filter(lambda k: k not in bad_values)
+        )
         props[field] = draw(st.integers())
     elif field == "<missing>":
         field = draw(st.sampled_from(["model", "purchaseCount"]))

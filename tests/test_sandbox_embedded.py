@@ -3,6 +3,7 @@
 State lives in SQLite, so separate `pulumi up` / `refresh` / `destroy` runs (separate host
 processes) see the same instances.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -67,7 +68,14 @@ def test_sandbox_is_not_started_unless_asked_for(tmp_path: Path) -> None:
     project.mkdir()
     host = ProviderHost(tmp_path / "host.stderr", cwd=project)
     try:
-        host.configure({"qianfan:endpoint": "http://127.0.0.1:9", "qianfan:accessKey": "a", "qianfan:secretKey": "b", "qianfan:timeoutSeconds": "1"})
+        host.configure(
+            {
+                "qianfan:endpoint": "http://127.0.0.1:9",
+                "qianfan:accessKey": "a",
+                "qianfan:secretKey": "b",
+                "qianfan:timeoutSeconds": "1",
+            }
+        )
         inputs, _ = host.check({"model": MODEL, "purchaseCount": 1})
         try:
             host.create(inputs)

@@ -3,6 +3,7 @@
 Requests are signed with Baidu's own signer (the one the qianfan SDK uses) and sent with
 `requests`, so these tests see exactly what a client sees: statuses, codes, headers.
 """
+
 from __future__ import annotations
 
 import json
@@ -11,9 +12,10 @@ import sqlite3
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -209,8 +211,12 @@ def test_missing_authorization_is_access_denied_before_the_body(client: Client) 
 
 @pytest.mark.parametrize(
     "authorization",
-    ["Bearer abc", "bce-auth-v1/only/three", "bce-auth-v1/ak/yesterday/300/host/" + "0" * 64,
-     "bce-auth-v1/ak/2026-01-01T00:00:00Z/300/host/not-hex"],
+    [
+        "Bearer abc",
+        "bce-auth-v1/only/three",
+        "bce-auth-v1/ak/yesterday/300/host/" + "0" * 64,
+        "bce-auth-v1/ak/2026-01-01T00:00:00Z/300/host/not-hex",
+    ],
 )
 def test_garbled_authorization_is_access_denied(client: Client, authorization: str) -> None:
     headers = client.headers("DescribeTPMResource")
@@ -238,8 +244,7 @@ def test_tampered_request_is_signature_mismatch(client: Client) -> None:
     # Signed for another host (the port is part of the host header).
     headers = client.headers("DescribeTPMResource", host="127.0.0.1:1")
     headers["host"] = urlsplit(client.url).netloc
-    assert_error(client.call("DescribeTPMResource", {"model": MODEL}, headers=headers), 403,
-                 "SignatureDoesNotMatch")
+    assert_error(client.call("DescribeTPMResource", {"model": MODEL}, headers=headers), 403, "SignatureDoesNotMatch")
 
 
 def test_signed_header_order_does_not_matter(client: Client) -> None:
@@ -260,8 +265,7 @@ def test_timestamp_window(client: Client) -> None:
     assert client.call("DescribeTPMResource", {"model": MODEL}, timestamp=time.time() + 600).status_code == 200
     old = time.time() - 1000
     assert client.call("DescribeTPMResource", {"model": MODEL}, timestamp=old, expiry=1800).status_code == 200
-    assert_error(client.call("DescribeTPMResource", {"model": MODEL}, timestamp=old, expiry=300), 400,
-                 "RequestExpired")
+    assert_error(client.call("DescribeTPMResource", {"model": MODEL}, timestamp=old, expiry=300), 400, "RequestExpired")
 
 
 def test_clock_offset_does_not_affect_signatures(client: Client, control: SandboxControl) -> None:
@@ -273,8 +277,7 @@ def test_custom_credentials_replace_the_sandbox_pair(db_path: Path) -> None:
     with Sandbox(db_path, {"AK1": "SK1", "AK2": "SK2"}) as sandbox:
         assert Client(sandbox.url, "AK1", "SK1").describe() == []
         assert Client(sandbox.url, "AK2", "SK2").describe() == []
-        assert_error(Client(sandbox.url).call("DescribeTPMResource", {"model": MODEL}), 403,
-                     "InvalidAccessKeyId")
+        assert_error(Client(sandbox.url).call("DescribeTPMResource", {"model": MODEL}), 403, "InvalidAccessKeyId")
 
 
 # -- routing ----------------------------------------------------------------------------------
@@ -282,11 +285,15 @@ def test_custom_credentials_replace_the_sandbox_pair(db_path: Path) -> None:
 
 def test_unknown_path_method_and_action(client: Client, sandbox: Sandbox) -> None:
     headers = client.headers("PurchaseTPMResource")
-    response = requests.post(f"{sandbox.url}/v2/other", params={"Action": "PurchaseTPMResource"},
-                             data=b"{}", headers=headers, timeout=TIMEOUT)
+    response = requests.post(
+        f"{sandbox.url}/v2/other",
+        params={"Action": "PurchaseTPMResource"},
+        data=b"{}",
+        headers=headers,
+        timeout=TIMEOUT,
+    )
     assert_error(response, 404, "NotFound")
-    response = requests.get(f"{sandbox.url}/v2/charge", params={"Action": "DescribeTPMResource"},
-                            timeout=TIMEOUT)
+    response = requests.get(f"{sandbox.url}/v2/charge", params={"Action": "DescribeTPMResource"}, timeout=TIMEOUT)
     assert_error(response, 405, "MethodNotAllowed")
     assert_error(client.call("BuyEverything", {"model": MODEL}), 400, "InvalidAction")
 
@@ -300,7 +307,7 @@ def purchase_body(**changes: Any) -> dict[str, Any]:
     return body
 
 
-@pytest.mark.parametrize("raw", [b"{not json", b"", b"{\"model\": "])
+@pytest.mark.parametrize("raw", [b"{not json", b"", b'{"model": '])
 def test_malformed_json(client: Client, control: SandboxControl, raw: bytes) -> None:
     assert_error(client.call("PurchaseTPMResource", None, raw=raw), 400, "MalformedJSON")
     assert control.instances() == []
@@ -335,12 +342,15 @@ def test_inappropriate_json(client: Client, control: SandboxControl, body: Any) 
         (purchase_body(purchaseCount=0), "purchaseCount"),
         (purchase_body(purchaseCount=-3), "purchaseCount"),
         (purchase_body(billing={"paymentTiming": "Prepaid"}), "billing.paymentTiming"),
-        (purchase_body(billing={"paymentTiming": "Postpaid", "releaseTime": "next tuesday"}),
-         "billing.releaseTime"),
-        (purchase_body(billing={"paymentTiming": "Postpaid", "releaseTime": "2030-02-30 12:00:00"}),
-         "billing.releaseTime"),
-        (purchase_body(billing={"paymentTiming": "Postpaid", "releaseTime": "2020-01-25T12:30:30+08:00"}),
-         "billing.releaseTime"),
+        (purchase_body(billing={"paymentTiming": "Postpaid", "releaseTime": "next tuesday"}), "billing.releaseTime"),
+        (
+            purchase_body(billing={"paymentTiming": "Postpaid", "releaseTime": "2030-02-30 12:00:00"}),
+            "billing.releaseTime",
+        ),
+        (
+            purchase_body(billing={"paymentTiming": "Postpaid", "releaseTime": "2020-01-25T12:30:30+08:00"}),
+            "billing.releaseTime",
+        ),
     ],
 )
 def test_invalid_parameter_names_the_field(
@@ -354,8 +364,9 @@ def test_invalid_parameter_names_the_field(
 def test_describe_filter_validation(client: Client) -> None:
     assert_error(client.call("DescribeTPMResource", {}), 400, "InappropriateJSON")
     assert_error(client.call("DescribeTPMResource", {"model": MODEL, "status": "Dead"}), 400, "InvalidParameter")
-    assert_error(client.call("DescribeTPMResource", {"model": MODEL, "paymentTiming": "Prepaid"}), 400,
-                 "InvalidParameter")
+    assert_error(
+        client.call("DescribeTPMResource", {"model": MODEL, "paymentTiming": "Prepaid"}), 400, "InvalidParameter"
+    )
 
 
 # -- resize, auto-release, release -------------------------------------------------------------
@@ -366,12 +377,9 @@ def test_resize_sets_the_total(client: Client, control: SandboxControl) -> None:
     assert client.ok("ResizeTPMResource", {"instanceId": instance_id, "count": 5}) is True
     [item] = client.describe(instanceId=instance_id)
     assert (item["count"], item["tpm"], item["rpm"]) == (5, 50000, 165)
-    assert_error(client.call("ResizeTPMResource", {"instanceId": instance_id, "count": 0}), 400,
-                 "InvalidParameter")
-    assert_error(client.call("ResizeTPMResource", {"instanceId": instance_id, "count": "5"}), 400,
-                 "InappropriateJSON")
-    assert_error(client.call("ResizeTPMResource", {"instanceId": "tpm-nothere", "count": 1}), 404,
-                 "ResourceNotFound")
+    assert_error(client.call("ResizeTPMResource", {"instanceId": instance_id, "count": 0}), 400, "InvalidParameter")
+    assert_error(client.call("ResizeTPMResource", {"instanceId": instance_id, "count": "5"}), 400, "InappropriateJSON")
+    assert_error(client.call("ResizeTPMResource", {"instanceId": "tpm-nothere", "count": 1}), 404, "ResourceNotFound")
     assert control.instances()[0]["count"] == 5
 
 
@@ -389,26 +397,32 @@ def test_auto_release_sets_moves_and_cancels(client: Client) -> None:
     assert client.describe()[0]["releaseTime"] is None
     payload = assert_error(
         client.call("AutoReleaseTPMResource", {"instanceId": instance_id, "releaseTime": "2001-01-01 00:00:00"}),
-        400, "InvalidParameter")
+        400,
+        "InvalidParameter",
+    )
     assert "releaseTime" in payload["message"]
     assert_error(client.call("AutoReleaseTPMResource", {"instanceId": "tpm-nothere"}), 404, "ResourceNotFound")
 
 
 def test_release_checks_model_and_stops(client: Client, control: SandboxControl) -> None:
     instance_id = client.purchase()
-    payload = assert_error(client.call("ReleaseTPMResource", {"model": OTHER_MODEL, "instanceId": instance_id}),
-                           400, "InvalidParameter")
+    payload = assert_error(
+        client.call("ReleaseTPMResource", {"model": OTHER_MODEL, "instanceId": instance_id}), 400, "InvalidParameter"
+    )
     assert "model" in payload["message"]
     assert control.instances()[0]["status"] == "Creating"
-    assert_error(client.call("ReleaseTPMResource", {"model": MODEL, "instanceId": "tpm-nothere"}), 404,
-                 "ResourceNotFound")
+    assert_error(
+        client.call("ReleaseTPMResource", {"model": MODEL, "instanceId": "tpm-nothere"}), 404, "ResourceNotFound"
+    )
     assert client.ok("ReleaseTPMResource", {"model": MODEL, "instanceId": instance_id}) is True
     assert client.describe()[0]["status"] == "Stopped"
     assert control.instances()[0]["released"] is True
-    assert_error(client.call("ReleaseTPMResource", {"model": MODEL, "instanceId": instance_id}), 400,
-                 "InvalidInstanceStatus")
-    assert_error(client.call("ResizeTPMResource", {"instanceId": instance_id, "count": 2}), 400,
-                 "InvalidInstanceStatus")
+    assert_error(
+        client.call("ReleaseTPMResource", {"model": MODEL, "instanceId": instance_id}), 400, "InvalidInstanceStatus"
+    )
+    assert_error(
+        client.call("ResizeTPMResource", {"instanceId": instance_id, "count": 2}), 400, "InvalidInstanceStatus"
+    )
     assert_error(client.call("AutoReleaseTPMResource", {"instanceId": instance_id}), 400, "InvalidInstanceStatus")
 
 
@@ -422,7 +436,9 @@ def test_throttle_changes_nothing_and_is_used_up(client: Client, control: Sandbo
     client.purchase()
     assert len(control.instances()) == 1
     assert [(r["status"], r["code"]) for r in control.requests("PurchaseTPMResource")] == [
-        (429, "RateLimitExceeded"), (200, None)]
+        (429, "RateLimitExceeded"),
+        (200, None),
+    ]
 
 
 def test_error_fault_statuses(client: Client, control: SandboxControl) -> None:
@@ -541,13 +557,20 @@ def test_release_time_expiry_via_clock_offset(client: Client, control: SandboxCo
     assert item["status"] == "Stopped"
     assert client.describe(status="Stopped")[0]["instanceId"] == instance_id
     assert control.instances()[0]["status"] == "Stopped"
-    assert_error(client.call("ResizeTPMResource", {"instanceId": instance_id, "count": 2}), 400,
-                 "InvalidInstanceStatus")
-    assert_error(client.call("ReleaseTPMResource", {"model": MODEL, "instanceId": instance_id}), 400,
-                 "InvalidInstanceStatus")
+    assert_error(
+        client.call("ResizeTPMResource", {"instanceId": instance_id, "count": 2}), 400, "InvalidInstanceStatus"
+    )
+    assert_error(
+        client.call("ReleaseTPMResource", {"model": MODEL, "instanceId": instance_id}), 400, "InvalidInstanceStatus"
+    )
     # "In the future" is judged on the sandbox clock too.
-    payload = assert_error(client.call("PurchaseTPMResource", purchase_body(
-        billing={"paymentTiming": "Postpaid", "releaseTime": in_hours(1.5)})), 400, "InvalidParameter")
+    payload = assert_error(
+        client.call(
+            "PurchaseTPMResource", purchase_body(billing={"paymentTiming": "Postpaid", "releaseTime": in_hours(1.5)})
+        ),
+        400,
+        "InvalidParameter",
+    )
     assert "billing.releaseTime" in payload["message"]
 
 
@@ -584,10 +607,10 @@ def test_unknown_instance_option(client: Client, control: SandboxControl) -> Non
     other = client.purchase(model=OTHER_MODEL)
     assert client.describe(instanceId="tpm-nothere") == []
     control.set_option("unknown_instance", "error")
-    assert_error(client.call("DescribeTPMResource", {"model": MODEL, "instanceId": "tpm-nothere"}), 404,
-                 "ResourceNotFound")
-    assert_error(client.call("DescribeTPMResource", {"model": MODEL, "instanceId": other}), 404,
-                 "ResourceNotFound")
+    assert_error(
+        client.call("DescribeTPMResource", {"model": MODEL, "instanceId": "tpm-nothere"}), 404, "ResourceNotFound"
+    )
+    assert_error(client.call("DescribeTPMResource", {"model": MODEL, "instanceId": other}), 404, "ResourceNotFound")
 
 
 def test_release_again_option(client: Client, control: SandboxControl) -> None:
@@ -596,8 +619,9 @@ def test_release_again_option(client: Client, control: SandboxControl) -> None:
     control.set_option("release_again", "ok")
     assert client.ok("ReleaseTPMResource", {"model": MODEL, "instanceId": instance_id}) is True
     # Still checked: unknown ids and wrong models are errors whatever the option says.
-    assert_error(client.call("ReleaseTPMResource", {"model": OTHER_MODEL, "instanceId": instance_id}), 400,
-                 "InvalidParameter")
+    assert_error(
+        client.call("ReleaseTPMResource", {"model": OTHER_MODEL, "instanceId": instance_id}), 400, "InvalidParameter"
+    )
 
 
 def test_option_names_and_values_are_checked(control: SandboxControl) -> None:
@@ -605,8 +629,13 @@ def test_option_names_and_values_are_checked(control: SandboxControl) -> None:
     assert control.get_option("released_visibility") == "stopped"
     assert control.get_option("unknown_instance") == "empty"
     assert control.get_option("release_again") == "error"
-    for name, value in [("describe_mode", "tiny"), ("latency_ms", -1), ("creating_seconds", "1"),
-                        ("clock_offset_seconds", float("nan")), ("no_such_option", 1)]:
+    for name, value in [
+        ("describe_mode", "tiny"),
+        ("latency_ms", -1),
+        ("creating_seconds", "1"),
+        ("clock_offset_seconds", float("nan")),
+        ("no_such_option", 1),
+    ]:
         with pytest.raises(ValueError):
             control.set_option(name, value)
     with pytest.raises(ValueError):
@@ -626,8 +655,9 @@ def test_out_of_band_updates(client: Client, control: SandboxControl) -> None:
     control.update_instance(instance_id, status="Stopped")
     assert client.describe()[0]["status"] == "Stopped"
     assert control.instances()[0]["released"] is False
-    assert_error(client.call("ResizeTPMResource", {"instanceId": instance_id, "count": 2}), 400,
-                 "InvalidInstanceStatus")
+    assert_error(
+        client.call("ResizeTPMResource", {"instanceId": instance_id, "count": 2}), 400, "InvalidInstanceStatus"
+    )
     control.update_instance(instance_id, status="Running")
     assert client.describe()[0]["status"] == "Running"
     with pytest.raises(KeyError):

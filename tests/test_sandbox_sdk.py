@@ -3,6 +3,7 @@
 Both run as child processes: the SDK reads its endpoint and keys from the environment and
 keeps a process-wide config singleton, which must not leak into other tests.
 """
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,9 @@ import subprocess
 import sys
 import textwrap
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -57,8 +59,19 @@ def db_path(tmp_path: Path) -> Path:
 def standalone(db_path: Path) -> Iterator[str]:
     """A standalone sandbox on a free port; yields its URL and checks it stops cleanly."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "providers.sandbox", "--port", "0", "--db", str(db_path),
-         "--creating-seconds", "0", "--extra-models", "sdk-test-model"],
+        [
+            sys.executable,
+            "-m",
+            "providers.sandbox",
+            "--port",
+            "0",
+            "--db",
+            str(db_path),
+            "--creating-seconds",
+            "0",
+            "--extra-models",
+            "sdk-test-model",
+        ],
         cwd=PROJECT_ROOT,
         env=_child_env(),
         stdout=subprocess.PIPE,
@@ -101,7 +114,9 @@ def run_sdk(url: str, script: str, secret_key: str = SANDBOX_SECRET_KEY) -> Any:
 
 
 def test_sdk_purchase_describe_resize_release(standalone: str, db_path: Path) -> None:
-    result = run_sdk(standalone, """
+    result = run_sdk(
+        standalone,
+        """
         import json
         from qianfan.resources.console.utils import call_action
         from qianfan.resources.console.charge import Charge
@@ -133,7 +148,8 @@ def test_sdk_purchase_describe_resize_release(standalone: str, db_path: Path) ->
             "released": released.body["result"],
             "final": final.body["result"]["instances"],
         }))
-    """)
+    """,
+    )
     assert result["code"] == 200
     assert result["request_id_header"] == result["request_id"]
     instance_id = result["instance_id"]
@@ -150,13 +166,22 @@ def test_sdk_purchase_describe_resize_release(standalone: str, db_path: Path) ->
     assert rows[instance_id]["released"] is True
     assert rows[result["custom"]]["model"] == "sdk-test-model"
     actions = [r["action"] for r in SandboxControl(db_path).requests()]
-    assert actions == ["PurchaseTPMResource", "DescribeTPMResource", "ResizeTPMResource",
-                       "AutoReleaseTPMResource", "DescribeTPMResource", "PurchaseTPMResource",
-                       "ReleaseTPMResource", "DescribeTPMResource"]
+    assert actions == [
+        "PurchaseTPMResource",
+        "DescribeTPMResource",
+        "ResizeTPMResource",
+        "AutoReleaseTPMResource",
+        "DescribeTPMResource",
+        "PurchaseTPMResource",
+        "ReleaseTPMResource",
+        "DescribeTPMResource",
+    ]
 
 
 def test_sdk_with_wrong_secret_key_is_refused(standalone: str, db_path: Path) -> None:
-    result = run_sdk(standalone, """
+    result = run_sdk(
+        standalone,
+        """
         import json
         import qianfan.errors
         from qianfan.resources.console.utils import call_action
@@ -170,13 +195,14 @@ def test_sdk_with_wrong_secret_key_is_refused(standalone: str, db_path: Path) ->
                               "message": exc.headers.get("X-Bce-Error-Message")}))
         else:
             print(json.dumps(None))
-    """, secret_key="definitely-wrong")
+    """,
+        secret_key="definitely-wrong",
+    )
     assert result is not None, "the purchase was accepted with a wrong secret key"
     assert result["status"] == 403
     assert result["code"] == "SignatureDoesNotMatch"
     assert SandboxControl(db_path).instances() == []
-    assert [(r["status"], r["code"]) for r in SandboxControl(db_path).requests()] == [
-        (403, "SignatureDoesNotMatch")]
+    assert [(r["status"], r["code"]) for r in SandboxControl(db_path).requests()] == [(403, "SignatureDoesNotMatch")]
 
 
 def test_standalone_corrupt_database_exits_2(tmp_path: Path) -> None:
@@ -184,7 +210,11 @@ def test_standalone_corrupt_database_exits_2(tmp_path: Path) -> None:
     path.write_bytes(b"garbage, not SQLite " * 100)
     done = subprocess.run(
         [sys.executable, "-m", "providers.sandbox", "--port", "0", "--db", str(path)],
-        cwd=PROJECT_ROOT, env=_child_env(), capture_output=True, text=True, timeout=CHILD_TIMEOUT,
+        cwd=PROJECT_ROOT,
+        env=_child_env(),
+        capture_output=True,
+        text=True,
+        timeout=CHILD_TIMEOUT,
     )
     assert done.returncode == 2
     assert done.stdout == ""

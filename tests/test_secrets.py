@@ -4,6 +4,7 @@ The `make_host` fixture already scans every host test; these tests drive the pro
 the failure paths where a leak would most likely happen, and show that the scan can fail (the
 SDK's own error text does carry the access key).
 """
+
 from __future__ import annotations
 
 import base64
@@ -36,7 +37,14 @@ def test_provider_blob_holds_no_keys_even_after_configure() -> None:
 
 @pytest.mark.parametrize(
     "fault, status",
-    [("error", 500), ("error", 503), ("throttle", 429), ("drop", None), ("error_after_commit", 500), ("drop_after_commit", None)],
+    [
+        ("error", 500),
+        ("error", 503),
+        ("throttle", 429),
+        ("drop", None),
+        ("error_after_commit", 500),
+        ("drop_after_commit", None),
+    ],
 )
 def test_failures_on_every_action_leak_nothing(make_host, control, fault: str, status: int | None) -> None:
     host: ProviderHost = make_host(**{"qianfan:timeoutSeconds": "1", "qianfan:settleSeconds": "0.2"})
@@ -104,7 +112,11 @@ def test_sdk_error_text_itself_carries_the_access_key(sandbox_db) -> None:
     )
     with start_sandbox(sandbox_db, {ACCESS_KEY: SECRET_KEY}) as sandbox:
         out = subprocess.run(
-            [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env={"URL": sandbox.url, "PATH": ""}
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={"URL": sandbox.url, "PATH": ""},
         ).stdout
     assert ACCESS_KEY in out
 

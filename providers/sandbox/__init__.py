@@ -5,6 +5,7 @@ in-process, `python -m providers.sandbox` runs it standalone, and `SandboxContro
 (options, injected faults, out-of-band changes) from any process through the database file.
 Importing this package starts nothing and writes nothing.
 """
+
 from __future__ import annotations
 
 from .auth import SANDBOX_ACCESS_KEY, SANDBOX_SECRET_KEY

@@ -3,14 +3,15 @@
 It prints exactly one line with its URL (and flushes) so a parent process can read the port
 it picked; problems with the database or port print one line to stderr and exit 2.
 """
+
 from __future__ import annotations
 
 import argparse
 import signal
 import sys
 import threading
+from collections.abc import Sequence
 from types import FrameType
-from typing import Sequence
 
 from providers.models import parse_extra_models
 
@@ -31,12 +32,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--db", required=True, help="SQLite database file (created if missing)")
     parser.add_argument("--access-key", default=SANDBOX_ACCESS_KEY)
     parser.add_argument("--secret-key", default=SANDBOX_SECRET_KEY)
-    parser.add_argument("--creating-seconds", type=float, default=None,
-                        help="how long new instances stay Creating (stored in the database)")
-    parser.add_argument("--latency-ms", type=float, default=None,
-                        help="delay added to every request (stored in the database)")
-    parser.add_argument("--extra-models", default="",
-                        help="comma-separated model ids accepted besides the documented ones")
+    parser.add_argument(
+        "--creating-seconds",
+        type=float,
+        default=None,
+        help="how long new instances stay Creating (stored in the database)",
+    )
+    parser.add_argument(
+        "--latency-ms", type=float, default=None, help="delay added to every request (stored in the database)"
+    )
+    parser.add_argument(
+        "--extra-models", default="", help="comma-separated model ids accepted besides the documented ones"
+    )
     return parser
 
 

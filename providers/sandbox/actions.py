@@ -3,11 +3,13 @@
 Handlers run inside the caller's transaction (an IMMEDIATE one for the four that write), so the
 server decides whether the change is committed or, for a `not_applied` fault, rolled back.
 """
+
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from . import fields
 from .errors import (
@@ -53,15 +55,11 @@ def purchase(ctx: Context, body: Any) -> dict[str, str]:
     if model not in ctx.models:
         raise invalid_parameter("model", f"{model!r} is not a model TPM quota can be bought for")
     if payment_timing != PAYMENT_TIMING:
-        raise invalid_parameter(
-            "billing.paymentTiming", f"must be {PAYMENT_TIMING!r}, got {payment_timing!r}"
-        )
+        raise invalid_parameter("billing.paymentTiming", f"must be {PAYMENT_TIMING!r}, got {payment_timing!r}")
     release_at = None
     if release_text is not None:
         release_at = fields.future_release_time(release_text, "billing.releaseTime", ctx.now)
-    instance_id = insert_instance(
-        ctx.conn, model, count, ctx.now, ctx.options.creating_seconds, release_at
-    )
+    instance_id = insert_instance(ctx.conn, model, count, ctx.now, ctx.options.creating_seconds, release_at)
     return {"instanceId": instance_id}
 
 
@@ -73,15 +71,11 @@ def describe(ctx: Context, body: Any) -> dict[str, list[dict[str, Any]]]:
     payment_timing = fields.optional_str(body, "paymentTiming")
     status = fields.optional_str(body, "status")
     if payment_timing is not None and payment_timing != PAYMENT_TIMING:
-        raise invalid_parameter(
-            "paymentTiming", f"must be {PAYMENT_TIMING!r}, got {payment_timing!r}"
-        )
+        raise invalid_parameter("paymentTiming", f"must be {PAYMENT_TIMING!r}, got {payment_timing!r}")
     if status is not None and status not in STATUSES:
         raise invalid_parameter("status", f"must be one of {', '.join(STATUSES)}, got {status!r}")
     hide_released = ctx.options.released_visibility == "hidden"
-    found = [
-        inst for inst in list_instances(ctx.conn, model) if not (hide_released and inst.released)
-    ]
+    found = [inst for inst in list_instances(ctx.conn, model) if not (hide_released and inst.released)]
     if instance_id is not None:
         found = [inst for inst in found if inst.instance_id == instance_id]
         if not found and ctx.options.unknown_instance == "error":
@@ -122,9 +116,7 @@ def release(ctx: Context, body: Any) -> bool:
     instance_id = fields.required_str(body, "instanceId")
     instance = _existing(ctx, instance_id)
     if instance.model != model:
-        raise invalid_parameter(
-            "model", f"instance {instance_id!r} belongs to model {instance.model!r}, not {model!r}"
-        )
+        raise invalid_parameter("model", f"instance {instance_id!r} belongs to model {instance.model!r}, not {model!r}")
     if instance.status(ctx.now) == "Stopped":
         if ctx.options.release_again == "ok":
             return True

@@ -4,14 +4,15 @@ The signature is recomputed with Baidu's own signer (`baidubce.auth.bce_v1_signe
 exactly the header values the client said it signed, so anything the real SDK produces is
 accepted and any drift in host, path, query or a signed header is caught.
 """
+
 from __future__ import annotations
 
 import calendar
 import hmac
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from baidubce.auth.bce_credentials import BceCredentials
 from baidubce.auth.bce_v1_signer import sign
@@ -28,9 +29,7 @@ CLOCK_SKEW_SECONDS = 15 * 60
 _TIMESTAMP = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})Z$")
 # Messages Baidu's gateway sends; the qianfan SDK matches the last two to explain the failure.
 _MESSAGE_UNKNOWN_KEY = "NotFound, cause: Could not find credential."
-_MESSAGE_BAD_SIGNATURE = (
-    "SignatureDoesNotMatch, cause: Fail to authn user: Signature does not match"
-)
+_MESSAGE_BAD_SIGNATURE = "SignatureDoesNotMatch, cause: Fail to authn user: Signature does not match"
 
 
 @dataclass(frozen=True)
@@ -86,11 +85,7 @@ def verify_request(
     if secret_key is None:
         raise ApiError(403, "InvalidAccessKeyId", _MESSAGE_UNKNOWN_KEY)
     names = auth.signed_headers or _default_signed_headers(headers)
-    signed = {
-        name.encode(): headers[name].encode("latin-1", "replace")
-        for name in names
-        if name in headers
-    }
+    signed = {name.encode(): headers[name].encode("latin-1", "replace") for name in names if name in headers}
     expected = sign(
         BceCredentials(auth.access_key, secret_key),
         method.encode(),

@@ -4,6 +4,7 @@ The sandbox under test often runs in another process (embedded in the Pulumi pro
 so every knob here is a write to SQLite that the server reads on its next request, and every
 inspection is a read of the same file. No connection is kept between calls.
 """
+
 from __future__ import annotations
 
 import time
@@ -94,19 +95,13 @@ class SandboxControl:
         `release_time=None` cancels the scheduled release; `status="Stopped"` expires the
         instance now; `status="Running"` revives it (undoes a stop or release, ends Creating).
         """
-        if count is not None and (
-            isinstance(count, bool) or not isinstance(count, int) or count < 1
-        ):
+        if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
             raise ValueError(f"count must be an int >= 1, not {count!r}")
         if status not in (None, "Stopped", "Running"):
             raise ValueError(f"status must be 'Stopped' or 'Running', not {status!r}")
         release_at: float | None = None
         if release_time is not _UNSET and release_time is not None:
-            moment = (
-                release_time
-                if isinstance(release_time, datetime)
-                else parse_release_time(release_time)
-            )
+            moment = release_time if isinstance(release_time, datetime) else parse_release_time(release_time)
             if moment.tzinfo is None:
                 raise ValueError("release_time must be timezone-aware")
             release_at = moment.timestamp()

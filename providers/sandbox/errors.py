@@ -4,6 +4,7 @@
 client (Qianfan would have answered this request with an error). Keeping them apart stops an
 operator problem from ever being dressed up as an API answer, and vice versa.
 """
+
 from __future__ import annotations
 
 
@@ -38,6 +39,4 @@ def resource_not_found(instance_id: str) -> ApiError:
 
 def invalid_instance_status(instance_id: str, status: str) -> ApiError:
     """The instance exists but its state forbids the change (stopped, released, expired)."""
-    return ApiError(
-        400, "InvalidInstanceStatus", f"instance {instance_id!r} is {status} and cannot be changed"
-    )
+    return ApiError(400, "InvalidInstanceStatus", f"instance {instance_id!r} is {status} and cannot be changed")

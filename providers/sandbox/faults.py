@@ -3,6 +3,7 @@
 A fault is stored with a remaining count and consumed inside `BEGIN IMMEDIATE`, so when eight
 requests race for a fault with count 1, exactly one of them gets it.
 """
+
 from __future__ import annotations
 
 import sqlite3
@@ -59,9 +60,7 @@ class Fault:
         return status, code, message
 
 
-def add_fault(
-    conn: sqlite3.Connection, action: str, kind: str, count: int, status: int | None
-) -> None:
+def add_fault(conn: sqlite3.Connection, action: str, kind: str, count: int, status: int | None) -> None:
     """Queue `count` units of a fault for `action` ("*" matches every action)."""
     if action != "*" and action not in ACTIONS:
         raise ValueError(f"unknown action {action!r}; use one of {ACTIONS} or '*'")
@@ -69,9 +68,7 @@ def add_fault(
         raise ValueError(f"unknown fault kind {kind!r}; use one of {KINDS}")
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise ValueError(f"fault count must be an int >= 1, not {count!r}")
-    if status is not None and (
-        isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599
-    ):
+    if status is not None and (isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599):
         raise ValueError(f"fault status must be an HTTP error status (400-599), not {status!r}")
     with immediate(conn):
         conn.execute(

@@ -4,6 +4,7 @@ A field that is missing or of the wrong JSON type is `InappropriateJSON`; a fiel
 right type with a value Qianfan refuses is `InvalidParameter` naming the field. Providers
 branch on that difference, so it is kept in one place.
 """
+
 from __future__ import annotations
 
 from typing import Any

@@ -4,8 +4,10 @@ The order of checks follows Baidu's gateway: route, method, signature, action, t
 Every request gets its own SQLite connection and re-reads options and faults, so a test in
 another process can change behaviour between two requests.
 """
+
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import sqlite3
@@ -13,9 +15,10 @@ import sys
 import time
 import traceback
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from .actions import HANDLERS, READ_ONLY, Context
@@ -148,9 +151,7 @@ class QianfanHandler(BaseHTTPRequestHandler):
         if self.command != "POST":
             return failure(405, "MethodNotAllowed", f"{self.command} is not allowed", Allow="POST")
         headers = {name.lower(): value for name, value in self.headers.items()}
-        verify_request(
-            self.headers.get("Authorization"), "POST", path, headers, query, app.credentials
-        )
+        verify_request(self.headers.get("Authorization"), "POST", path, headers, query, app.credentials)
         if action is None or action not in HANDLERS:
             return failure(400, "InvalidAction", f"unknown Action {action!r}")
         fault = take_fault(conn, action)
@@ -193,10 +194,8 @@ class QianfanHandler(BaseHTTPRequestHandler):
     def _send(self, answer: Answer) -> None:
         self.close_connection = True
         if answer.dropped:
-            try:
+            with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             return
         data = json.dumps(answer.payload, ensure_ascii=False).encode("utf-8")
         request_id = answer.payload["requestId"]

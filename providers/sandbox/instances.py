@@ -4,6 +4,7 @@ Status is never stored: it is derived from timestamps each time it is read (Crea
 `ready_at`, Stopped once released, expired or past `release_at`). That needs no background
 thread, survives restarts, and makes the sandbox clock offset fast-forward everything at once.
 """
+
 from __future__ import annotations
 
 import secrets
@@ -146,8 +147,13 @@ def insert_instance(
                 "INSERT INTO instances (instance_id, model, count, payment_timing, created_at, "
                 "ready_at, release_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
-                    instance_id, model, count, PAYMENT_TIMING,
-                    now, now + creating_seconds, release_at,
+                    instance_id,
+                    model,
+                    count,
+                    PAYMENT_TIMING,
+                    now,
+                    now + creating_seconds,
+                    release_at,
                 ),
             )
         except sqlite3.IntegrityError:
@@ -160,15 +166,11 @@ def set_count(conn: sqlite3.Connection, instance_id: str, count: int) -> None:
 
 
 def set_release_at(conn: sqlite3.Connection, instance_id: str, release_at: float | None) -> None:
-    conn.execute(
-        "UPDATE instances SET release_at = ? WHERE instance_id = ?", (release_at, instance_id)
-    )
+    conn.execute("UPDATE instances SET release_at = ? WHERE instance_id = ?", (release_at, instance_id))
 
 
 def mark_released(conn: sqlite3.Connection, instance_id: str, now: float) -> None:
-    conn.execute(
-        "UPDATE instances SET released_at = ? WHERE instance_id = ?", (now, instance_id)
-    )
+    conn.execute("UPDATE instances SET released_at = ? WHERE instance_id = ?", (now, instance_id))
 
 
 def mark_expired(conn: sqlite3.Connection, instance_id: str, now: float) -> None:

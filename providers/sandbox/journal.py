@@ -4,6 +4,7 @@ A row is written when a request arrives (so the order is arrival order) and comp
 before the answer is sent (so a client that has its answer always finds it recorded). Headers
 are never stored: the Authorization header carries the access key.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,9 +33,7 @@ def record_arrival(conn: sqlite3.Connection, action: str | None, raw_body: bytes
 def record_answer(conn: sqlite3.Connection, row_id: int, status: int, code: str | None) -> None:
     """Complete a row: the HTTP status answered (0 when the connection was dropped)."""
     with immediate(conn):
-        conn.execute(
-            "UPDATE requests SET status = ?, code = ? WHERE id = ?", (status, code, row_id)
-        )
+        conn.execute("UPDATE requests SET status = ?, code = ? WHERE id = ?", (status, code, row_id))
 
 
 def read_requests(conn: sqlite3.Connection, action: str | None = None) -> list[dict[str, Any]]:

@@ -3,6 +3,7 @@
 They live in SQLite rather than in memory because the sandbox often runs inside another
 process (the provider host embeds it); the server re-reads them on every request.
 """
+
 from __future__ import annotations
 
 import json
@@ -64,8 +65,7 @@ def write_option(conn: sqlite3.Connection, name: str, value: Any) -> None:
     checked = validate_option(name, value)
     with immediate(conn):
         conn.execute(
-            "INSERT INTO options (name, value) VALUES (?, ?) "
-            "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+            "INSERT INTO options (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value",
             (name, json.dumps(checked)),
         )
 

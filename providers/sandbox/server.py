@@ -3,12 +3,13 @@
 Nothing happens at construction or import; `start()` opens (and checks) the database first so
 a bad path fails there, with the path in the message, rather than on the first request.
 """
+
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Iterable, Mapping
 
 from providers.models import allowed_models
 
@@ -33,17 +34,13 @@ class Sandbox:
         extra_models: Iterable[str] = (),
     ) -> None:
         self.db_path = Path(db_path)
-        self._credentials = (
-            dict(credentials)
-            if credentials is not None
-            else {SANDBOX_ACCESS_KEY: SANDBOX_SECRET_KEY}
-        )
+        self._credentials = dict(credentials) if credentials is not None else {SANDBOX_ACCESS_KEY: SANDBOX_SECRET_KEY}
         self._requested_port = port
         self._models = frozenset(allowed_models(extra_models))
         self._server: SandboxHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
-    def start(self) -> "Sandbox":
+    def start(self) -> Sandbox:
         """Open the database, bind the port and serve in a daemon thread; returns self."""
         if self._server is not None:
             return self
@@ -93,7 +90,7 @@ class Sandbox:
         if thread is not None:
             thread.join(timeout=5)
 
-    def __enter__(self) -> "Sandbox":
+    def __enter__(self) -> Sandbox:
         return self.start()
 
     def __exit__(

@@ -6,12 +6,13 @@ its own connection; WAL plus a long busy timeout plus `BEGIN IMMEDIATE` for ever
 read-modify-write lets many threads and processes share the file without lost updates or
 "database is locked" errors.
 """
+
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from .errors import SandboxError
 
@@ -56,8 +57,16 @@ _EXPECTED_COLUMNS: dict[str, set[str]] = {
     "options": {"name", "value"},
     "faults": {"id", "action", "kind", "remaining", "status"},
     "instances": {
-        "seq", "instance_id", "model", "count", "payment_timing", "created_at", "ready_at",
-        "release_at", "released_at", "expired_at",
+        "seq",
+        "instance_id",
+        "model",
+        "count",
+        "payment_timing",
+        "created_at",
+        "ready_at",
+        "release_at",
+        "released_at",
+        "expired_at",
     },
     "requests": {"id", "action", "body", "body_is_json", "status", "code"},
 }
@@ -70,7 +79,7 @@ class Store:
         self.path = path
 
     @classmethod
-    def open(cls, db_path: str | Path) -> "Store":
+    def open(cls, db_path: str | Path) -> Store:
         """Create or check the database now, so a bad path fails at start and not mid-request."""
         path = Path(db_path).expanduser().absolute()
         _make_parent(path)
@@ -80,9 +89,7 @@ class Store:
         try:
             conn = store.connect()
         except sqlite3.Error as exc:
-            raise SandboxError(
-                f"sandbox database {path}: cannot open it ({_describe(exc)})"
-            ) from None
+            raise SandboxError(f"sandbox database {path}: cannot open it ({_describe(exc)})") from None
         try:
             store._check_columns(conn)  # before creating anything in somebody else's file
             conn.execute("PRAGMA journal_mode=WAL")
@@ -95,9 +102,7 @@ class Store:
 
     def connect(self) -> sqlite3.Connection:
         """A new autocommit connection; callers open transactions explicitly."""
-        conn = sqlite3.connect(
-            self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
-        )
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_SECONDS * 1000)}")
         conn.execute("PRAGMA synchronous=NORMAL")
@@ -129,13 +134,9 @@ def _make_parent(path: Path) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
-        raise SandboxError(
-            f"sandbox database {path}: a parent of it is a file, not a directory"
-        ) from None
+        raise SandboxError(f"sandbox database {path}: a parent of it is a file, not a directory") from None
     except OSError as exc:
-        raise SandboxError(
-            f"sandbox database {path}: cannot create its directory ({exc.strerror or exc})"
-        ) from None
+        raise SandboxError(f"sandbox database {path}: cannot create its directory ({exc.strerror or exc})") from None
 
 
 @contextmanager
