@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.host import ProviderHost
+from hostdriver import ProviderHost
 
 #: Unique per test session, so a hit in the scan can only come from a leak.
 ACCESS_KEY = "AKtest" + secrets.token_hex(10)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests.host import PROJECT_ROOT
+from hostdriver import PROJECT_ROOT
 
 
 def test_benchmark_runs_and_prints_its_table() -> None:

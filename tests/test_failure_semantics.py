@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
+from hostdriver import HostError, ProviderHost
 from tests.figures import record
-from tests.host import HostError, ProviderHost
 
 TRIALS = int(os.environ.get("QIANFAN_TPM_TRIALS", "200"))
 SEED = int(os.environ.get("QIANFAN_TPM_SEED", "20261126"))

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from tests.host import HostError, ProviderHost
+from hostdriver import HostError, ProviderHost
 
 MODEL = "ernie-speed-8k"
 RELEASE_1 = "2031-03-04T05:06:07+08:00"

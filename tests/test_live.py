@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from hostdriver import HostError, ProviderHost
 from providers.release_time import format_release_time
-from tests.host import HostError, ProviderHost
 
 REQUIRED = ("QIANFAN_ACCESS_KEY", "QIANFAN_SECRET_KEY", "QIANFAN_LIVE_MODEL")
 pytestmark = [

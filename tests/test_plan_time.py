@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from hostdriver import UNKNOWN, ProviderHost
 from tests.conftest import plan_only_host
-from tests.host import UNKNOWN, ProviderHost
 
 VALID = {"model": "ernie-speed-8k", "purchaseCount": 2}
 

@@ -14,8 +14,8 @@ import pulumi
 import pytest
 import yaml
 
+from hostdriver import PROJECT_ROOT, TYPE
 from providers.stack_config import QuotaPlanError, parse_quota_plan
-from tests.host import PROJECT_ROOT, TYPE
 
 
 class RecordingMocks(pulumi.runtime.Mocks):

@@ -13,9 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hostdriver import ProviderHost
 from providers.models import DOCUMENTED_MODELS
 from tests.conftest import plan_only_host
-from tests.host import ProviderHost
 
 EXTRA = ("ernie-x1-turbo-32k",)
 CAP = 12

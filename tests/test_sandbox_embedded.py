@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hostdriver import ProviderHost
 from providers.sandbox import SANDBOX_ACCESS_KEY, SandboxControl
 from tests.conftest import sandbox_config, scan_host
-from tests.host import ProviderHost
 
 MODEL = "ernie-speed-8k"
 

@@ -17,9 +17,9 @@ from pulumi.dynamic import ConfigureRequest
 from pulumi.dynamic.config import Config
 from pulumi.dynamic.dynamic import serialize_provider
 
+from hostdriver import HostError, ProviderHost
 from providers import TPMQuotaProvider
 from tests.conftest import ACCESS_KEY, SECRET_KEY, assert_no_secrets
-from tests.host import HostError, ProviderHost
 
 MODEL = "ernie-speed-8k"
 

@@ -1,0 +1,30 @@
+"""Drivers for Pulumi's plugin hosts, used by the tests and the benchmark alike.
+
+The Pulumi CLI cannot run on our CI machines, so everything that needs "what the engine does" goes
+through here: `ProviderHost` starts `python -m pulumi.dynamic` and calls its gRPC methods as the
+engine would.
+"""
+
+from .provider import (
+    PROJECT_ROOT,
+    TYPE,
+    UNKNOWN,
+    HostError,
+    ProviderHost,
+    from_struct,
+    provider_blob,
+    to_struct,
+    urn,
+)
+
+__all__ = [
+    "PROJECT_ROOT",
+    "TYPE",
+    "UNKNOWN",
+    "HostError",
+    "ProviderHost",
+    "from_struct",
+    "provider_blob",
+    "to_struct",
+    "urn",
+]
