@@ -17,14 +17,8 @@ def main() -> None:
     for entry in plan:
         quota = TPMQuota(
             entry.name,
-            model=entry.model,
-            purchase_count=entry.purchase_count,
-            release_time=entry.release_time,
-            adopt_instance_id=entry.adopt_instance_id,
-            opts=pulumi.ResourceOptions(
-                protect=entry.protect,
-                delete_before_replace=entry.delete_before_replace,
-            ),
+            **entry.inputs,
+            opts=pulumi.ResourceOptions(protect=entry.protect, delete_before_replace=entry.delete_before_replace),
         )
         pulumi.export(
             entry.name,

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from .deadline import Deadline, backoff
-from .errors import Kind, QianfanError, from_sdk_exception
-from .settings import CREDENTIALS_HINT, Settings, redact
+from .errors import Kind, QianfanError, classify, from_sdk_exception
+from .fields import PAYMENT_TIMING
+from .settings import CREDENTIALS_HINT, Settings
 
 ROUTE = "/v2/charge"
 PURCHASE = "PurchaseTPMResource"
@@ -41,7 +42,7 @@ def embedded_sandbox_url(settings: Settings, access_key: str, secret_key: str) -
         if sandbox is None:
             sandbox = start_sandbox(path, {access_key: secret_key}, extra_models=settings.extra_models)
             _SANDBOXES[path] = sandbox
-    return sandbox.url
+    return str(sandbox.url)
 
 
 class QianfanClient:
@@ -55,7 +56,7 @@ class QianfanClient:
     # -- the five actions -------------------------------------------------------------------
     def purchase(self, model: str, count: int, release_time: str | None, deadline: Deadline) -> str:
         """Buy `count` units; one attempt only. Returns the new instanceId."""
-        billing: dict[str, Any] = {"paymentTiming": "Postpaid"}
+        billing: dict[str, Any] = {"paymentTiming": PAYMENT_TIMING}
         if release_time:
             billing["releaseTime"] = release_time
         body = {"model": model, "billing": billing, "purchaseCount": count}
@@ -112,7 +113,7 @@ class QianfanClient:
         if deadline.expired:
             raise QianfanError(
                 action,
-                Kind.NO_ANSWER,
+                Kind.NOT_SENT,
                 message="not sent: the operation ran out of time",
                 hint=f"raise qianfan:timeoutSeconds (now {self._settings.timeout_seconds:g}s)",
             )
@@ -121,29 +122,22 @@ class QianfanClient:
         try:
             response = call_action(ROUTE, action, body, retry_count=1, request_timeout=timeout)
         except Exception as exc:  # noqa: BLE001 - every SDK failure is mapped, none escapes raw
-            raise self._scrubbed(from_sdk_exception(action, exc)) from None
+            raise from_sdk_exception(action, exc).redacted(self._settings) from None
         answer = getattr(response, "body", None)
-        if not isinstance(answer, dict) or "result" not in answer:
-            code = answer.get("code") if isinstance(answer, dict) else None
-            if code:
-                raise self._scrubbed(
-                    QianfanError(
-                        action,
-                        Kind.REJECTED,
-                        status=getattr(response, "code", None),
-                        code=str(code),
-                        message=str(answer.get("message", "")),
-                        request_id=answer.get("requestId"),
-                    )
-                )
-            raise QianfanError(action, Kind.BAD_ANSWER, message="the answer has no 'result'")
-        return answer["result"]
-
-    def _scrubbed(self, err: QianfanError) -> QianfanError:
-        text = str(err)
-        if redact(text, self._settings) == text:
-            return err
-        return err.replace(message=redact(err.message, self._settings), hint=redact(err.hint, self._settings))
+        if isinstance(answer, dict) and "result" in answer:
+            return answer["result"]
+        if isinstance(answer, dict) and answer.get("code"):
+            status = getattr(response, "code", None)
+            code = str(answer["code"])
+            raise QianfanError(
+                action,
+                classify(status if isinstance(status, int) else 200, code),
+                status=status if isinstance(status, int) else None,
+                code=code,
+                message=str(answer.get("message", "")),
+                request_id=str(answer.get("requestId") or "") or None,
+            ).redacted(self._settings)
+        raise QianfanError(action, Kind.BAD_ANSWER, message="the answer has no 'result'")
 
     def _sdk(self, action: str) -> Callable[..., Any]:
         """Resolve credentials and endpoint (and start the sandbox) on the first call only."""
@@ -158,12 +152,22 @@ class QianfanClient:
         from .sdk import SdkConfigConflict, call_action_for
 
         settings = self._settings
+        if settings.calls_refused:
+            raise QianfanError(action, Kind.CONFIG, message="not sent", hint=settings.calls_refused)
         access_key = settings.access_key.reveal() if settings.access_key else None
         secret_key = settings.secret_key.reveal() if settings.secret_key else None
+        if bool(access_key) != bool(secret_key):
+            missing = "qianfan:secretKey" if access_key else "qianfan:accessKey"
+            raise QianfanError(
+                action,
+                Kind.CONFIG,
+                message=f"only half a key pair is configured ({missing} is not set)",
+                hint=CREDENTIALS_HINT,
+            )
         if settings.sandbox:
             from .sandbox import SANDBOX_ACCESS_KEY, SANDBOX_SECRET_KEY, SandboxError
 
-            if not (access_key and secret_key):
+            if not access_key or not secret_key:
                 access_key, secret_key = SANDBOX_ACCESS_KEY, SANDBOX_SECRET_KEY
             try:
                 endpoint = embedded_sandbox_url(settings, access_key, secret_key)
@@ -171,14 +175,11 @@ class QianfanClient:
                 raise QianfanError(action, Kind.CONFIG, message=str(exc), hint="") from None
         else:
             endpoint = settings.endpoint
-            if not (access_key and secret_key):
-                missing = [
-                    n for n, v in (("qianfan:accessKey", access_key), ("qianfan:secretKey", secret_key)) if not v
-                ]
+            if not access_key or not secret_key:
                 raise QianfanError(
                     action,
                     Kind.CONFIG,
-                    message=f"no Qianfan credentials ({', '.join(missing)} not set)",
+                    message="no Qianfan credentials (qianfan:accessKey, qianfan:secretKey not set)",
                     hint=CREDENTIALS_HINT,
                 )
         try:

@@ -14,7 +14,6 @@ class Deadline:
     """The time an operation may still spend; shared by every call and wait of that operation."""
 
     def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
         self._end = time.monotonic() + seconds
 
     def remaining(self) -> float:
@@ -47,5 +46,5 @@ def backoff(attempt: int, *, initial: float = 0.25, cap: float = 8.0) -> float:
     Half of the delay is fixed so retries stay spaced out; half is random so that the 4 workers of
     one host (or several hosts) that were throttled together do not retry in lockstep.
     """
-    delay = min(cap, initial * (2**attempt))
+    delay = min(cap, initial * 2.0 ** min(attempt, 32))
     return delay / 2 + random.uniform(0, delay / 2)

@@ -1,9 +1,14 @@
-"""Every way a Qianfan call can fail, as one readable line.
+"""Every way a Qianfan call can fail, mapped once, and rendered as one self-sufficient line.
 
 The `qianfan` SDK's own exceptions carry the request headers (with the access key) and body in
 their text, and the provider host shows any exception as a full traceback. So SDK exceptions are
 converted here, once, into `QianfanError`, raised `from None` so that the SDK's text never appears
 as the "direct cause" in a traceback.
+
+The question that matters most is what a failed PurchaseTPMResource means: only the answers in
+`DEFINITIVE_REFUSALS` (Baidu's documented authentication and request-format errors) prove that
+nothing was bought. Everything else — 408, 409, 425, 499, any 5xx, an unknown 4xx, no answer — may
+have bought a quota, and the purchase is recovered by listing, never retried blindly.
 """
 
 from __future__ import annotations
@@ -15,31 +20,53 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
 
-from .settings import CREDENTIALS_HINT
+from .settings import CREDENTIALS_HINT, Settings, redact
 
 
 class Kind(StrEnum):
-    """How a failure should be handled, independent of Baidu's exact codes (many are undocumented)."""
+    """How a failure is handled, independent of Baidu's exact codes (many are undocumented)."""
 
     AUTH = "auth"  # credentials, signature, permission: retrying cannot help
-    THROTTLED = "throttled"  # 429 or a rate-limit code: nothing happened, retry later
+    THROTTLED = "throttled"  # 429 or a rate-limit code: refused at the gate, retry later
     SERVER = "server"  # 5xx: may or may not have happened
+    UNSETTLED = "unsettled"  # 408, 409, 425, 499: interrupted or conflicting, may have happened
     NO_ANSWER = "no_answer"  # timeout / connection dropped: may or may not have happened
     BAD_ANSWER = "bad_answer"  # 2xx that is not Qianfan's envelope: may or may not have happened
     NOT_FOUND = "not_found"  # the instance does not exist (404 or a NotFound-like code)
-    REJECTED = "rejected"  # any other 4xx: the request was refused, nothing happened
+    REJECTED = "rejected"  # any other 4xx: refused, for a reason Baidu does not document
     CONFIG = "config"  # nothing was sent: the provider is not set up to call Qianfan
+    NOT_SENT = "not_sent"  # nothing was sent: the operation ran out of time first
 
+
+#: Kinds after which an idempotent action (everything but Purchase) is sent again.
+RETRYABLE = frozenset({Kind.THROTTLED, Kind.SERVER, Kind.UNSETTLED, Kind.NO_ANSWER, Kind.BAD_ANSWER})
+
+#: (HTTP status, code) answers that prove a request was refused before anything happened: Baidu's
+#: documented common errors for authentication and request format. Nothing else does.
+DEFINITIVE_REFUSALS = frozenset(
+    {
+        (403, "AccessDenied"),
+        (403, "InvalidAccessKeyId"),
+        (400, "SignatureDoesNotMatch"),
+        (403, "SignatureDoesNotMatch"),
+        (400, "InvalidHTTPAuthHeader"),
+        (400, "RequestExpired"),
+        (400, "MalformedJSON"),
+        (400, "InappropriateJSON"),
+    }
+)
 
 _AUTH_CODES = {
     "AccessDenied",
     "InvalidAccessKeyId",
     "SignatureDoesNotMatch",
     "RequestExpired",
+    "InvalidHTTPAuthHeader",
     "InvalidAuthorization",
     "Unauthorized",
     "IamAuthFailed",
 }
+_UNSETTLED_STATUSES = {408, 409, 425, 499}
 _RATE_LIMIT_HINTS = ("ratelimit", "rate_limit", "throttl", "toomanyrequests", "qpslimit", "limitexceeded")
 _NOT_FOUND_HINTS = ("notfound", "not_found", "notexist", "not_exist", "nosuch")
 
@@ -53,11 +80,21 @@ def classify(status: int | None, code: str | None) -> Kind:
         return Kind.THROTTLED
     if status is not None and status >= 500:
         return Kind.SERVER
+    if status in _UNSETTLED_STATUSES:
+        return Kind.UNSETTLED
     if status == 404 or any(h in squashed for h in _NOT_FOUND_HINTS):
         return Kind.NOT_FOUND
     if status == 403:
         return Kind.AUTH
     return Kind.REJECTED
+
+
+_MESSAGE_LIMIT = 500
+
+
+def _shorten(text: str, limit: int = _MESSAGE_LIMIT) -> str:
+    """A server's text, cut so that a misbehaving endpoint cannot flood the error line."""
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
 
 
 def _hint(kind: Kind, code: str | None) -> str:
@@ -99,14 +136,14 @@ class QianfanError(Exception):
     def _render(self) -> str:
         parts = [f"{self.action} failed"]
         if self.status is not None:
-            parts.append(f"HTTP {self.status}" + (f" {self.code}" if self.code else ""))
+            parts.append(f"HTTP {self.status}" + (f" {_shorten(self.code, 100)}" if self.code else ""))
         elif self.code:
-            parts.append(self.code)
+            parts.append(_shorten(self.code, 100))
         if self.message:
-            parts.append(self.message)
+            parts.append(_shorten(self.message))
         text = ": ".join(parts)
         if self.request_id:
-            text += f" (requestId {self.request_id})"
+            text += f" (requestId {_shorten(self.request_id, 100)})"
         if self.hint:
             text += f" — {self.hint}"
         return text
@@ -123,15 +160,35 @@ class QianfanError(Exception):
         }
         return QianfanError(self.action, self.kind, **fields)
 
-    @property
-    def retryable(self) -> bool:
-        """Safe to retry for an idempotent action (everything but Purchase)."""
-        return self.kind in (Kind.THROTTLED, Kind.SERVER, Kind.NO_ANSWER, Kind.BAD_ANSWER)
+    def redacted(self, settings: Settings) -> QianfanError:
+        """The same failure with every configured secret scrubbed from every text field.
+
+        A misbehaving endpoint may echo the Authorization header into any field of its answer —
+        the code and the requestId included — so no field is trusted.
+        """
+        if redact(str(self), settings) == str(self):
+            return self
+        return self.replace(
+            **{
+                name: redact(value, settings) if isinstance(value, str) else value
+                for name, value in (
+                    ("code", self.code),
+                    ("message", self.message),
+                    ("request_id", self.request_id),
+                    ("hint", self.hint),
+                )
+            }
+        )
 
     @property
-    def maybe_applied(self) -> bool:
-        """True when the server may have carried the request out although it did not say so."""
-        return self.kind in (Kind.SERVER, Kind.NO_ANSWER, Kind.BAD_ANSWER)
+    def retryable(self) -> bool:
+        """Safe to send again for an idempotent action (everything but Purchase)."""
+        return self.kind in RETRYABLE
+
+    @property
+    def definitive_refusal(self) -> bool:
+        """True only when the answer proves nothing happened (see DEFINITIVE_REFUSALS)."""
+        return self.kind in (Kind.CONFIG, Kind.NOT_SENT) or (self.status, self.code) in DEFINITIVE_REFUSALS
 
 
 class ProviderError(Exception):
@@ -149,9 +206,14 @@ def _body_from_sdk_text(text: str) -> Mapping[str, Any]:
     try:
         raw = ast.literal_eval(match.group(1))
         body = json.loads(raw)
-    except (ValueError, SyntaxError):
+    except (ValueError, SyntaxError, TypeError, RecursionError, MemoryError):
         return {}
     return body if isinstance(body, dict) else {}
+
+
+def _text(value: Any) -> str | None:
+    """A field of Qianfan's error body as text, whatever type the server put there."""
+    return None if value is None or value == "" else str(value)
 
 
 def from_sdk_exception(action: str, exc: BaseException) -> QianfanError:
@@ -169,21 +231,21 @@ def from_sdk_exception(action: str, exc: BaseException) -> QianfanError:
         body = _body_from_sdk_text(str(exc))
         if status is None:  # invalid JSON in a 2xx answer, raised without a status
             return QianfanError(action, Kind.BAD_ANSWER, message="Qianfan answered with something that is not JSON")
-        code = body.get("code") or headers.get("X-Bce-Error-Code")
-        message = body.get("message") or headers.get("X-Bce-Error-Message")
-        request_id = body.get("requestId") or headers.get("X-Bce-Request-Id")
+        code = _text(body.get("code")) or _text(headers.get("X-Bce-Error-Code"))
+        message = _text(body.get("message")) or _text(headers.get("X-Bce-Error-Message"))
+        request_id = _text(body.get("requestId")) or _text(headers.get("X-Bce-Request-Id"))
         return QianfanError(
             action, classify(status, code), status=status, code=code, message=message, request_id=request_id
         )
     if isinstance(exc, sdk_errors.APIError):
-        code = str(getattr(exc, "error_code", "") or "")
+        code = _text(getattr(exc, "error_code", None))
         return QianfanError(
             action,
             classify(200, code),
             status=200,
             code=code,
-            message=getattr(exc, "error_msg", None),
-            request_id=getattr(exc, "req_id", None),
+            message=_text(getattr(exc, "error_msg", None)),
+            request_id=_text(getattr(exc, "req_id", None)),
         )
     if isinstance(exc, requests.exceptions.Timeout):
         return QianfanError(action, Kind.NO_ANSWER, message="no answer before the request timeout")

@@ -1,9 +1,15 @@
-"""What DescribeTPMResource says about instances: finder, status and waiter functions.
+"""What DescribeTPMResource says about instances: parse, find, wait.
 
-Describe's answer is sparse and only partly documented, so parsing tolerates every shape seen or
-plausible: `{"instances": [...]}`, a bare list, or a single object; items with or without `model`,
-a unit count, or `releaseTime`; an unknown id answered with an empty list, a `Stopped` item, or a
-not-found error. Fields the server does not report are `None` ("unknown"), never guessed.
+Baidu documents a Describe item as exactly `{instanceId, paymentTiming, rpm, tpm, status,
+startTime, expiredTime}`: units come from `tpm / 10,000` and a scheduled release from
+`expiredTime` (`"-"` when none is scheduled). Parsing also tolerates richer or other plausible
+shapes — `{"instances": [...]}`, a bare list or one object; items with `model`, a unit count or
+`releaseTime` — and an unknown id answered with an empty list, a `Stopped` item or a not-found
+error. Fields the server does not report are `None` ("unknown"), never guessed.
+
+One empty answer is not proof that an instance is gone (a transient glitch, a lagging replica):
+`find_instance` looks a second time, model-wide, before it reports an absence, because an
+instance wrongly dropped from state goes on billing with no owner.
 """
 
 from __future__ import annotations
@@ -15,13 +21,17 @@ from typing import Any
 from .client import QianfanClient
 from .deadline import Deadline, backoff
 from .errors import Kind, QianfanError
-from .release_time import normalise_if_possible
-
-TPM_PER_UNIT = 10_000
-RPM_PER_UNIT = 33
+from .fields import RPM_PER_UNIT, TPM_PER_UNIT
+from .release_time import normalise_release_time
 
 #: Statuses meaning the quota no longer exists; Baidu documents `Stopped` (expired).
 GONE_STATUSES = frozenset({"stopped", "expired", "released", "releasing", "deleted", "terminated", "stopping"})
+#: Release-time fields, in order of preference; `expiredTime` is the documented one.
+RELEASE_FIELDS = ("releaseTime", "autoReleaseTime", "expiredTime")
+#: How an item says "no release is scheduled".
+NOTHING_SCHEDULED = (None, "", "-")
+#: The pause before a second look confirms that an instance is absent.
+ABSENCE_RECHECK_SECONDS = 0.5
 _MAX_PAGES = 100
 
 
@@ -32,17 +42,12 @@ class Instance:
     model: str | None = None
     units: int | None = None
     release_time: str | None = None
-    #: False when the server's answer has no release-time field at all (not the same as "none set").
+    #: False when the answer says nothing usable about the release (not the same as "none set").
     release_time_known: bool = False
-    start_time: str | None = None
 
     @property
     def gone(self) -> bool:
         return self.status.lower() in GONE_STATUSES
-
-    @property
-    def creating(self) -> bool:
-        return self.status.lower() == "creating"
 
 
 def _int(value: Any) -> int | None:
@@ -50,41 +55,44 @@ def _int(value: Any) -> int | None:
         return None
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
     return int(number) if number.is_integer() else None
 
 
 def _release(item: dict[str, Any]) -> tuple[str | None, bool]:
-    for key in ("releaseTime", "autoReleaseTime"):
+    for key in RELEASE_FIELDS:
         if key in item:
             raw = item[key]
-            if raw in (None, ""):
+            if raw in NOTHING_SCHEDULED:
                 return None, True
-            return normalise_if_possible(str(raw)), True
+            try:
+                return normalise_release_time(str(raw)), True
+            except ValueError:
+                return None, False  # a value nobody can read tells nothing about the release
     return None, False
 
 
 def parse_instance(item: dict[str, Any]) -> Instance | None:
     instance_id = item.get("instanceId") or item.get("instanceID") or item.get("id")
-    if not instance_id:
+    if not instance_id or not isinstance(instance_id, str | int):
         return None
     units = _int(item.get("count"))
     if units is None:
         units = _int(item.get("purchaseCount"))
     if units is None:
         tpm = _int(item.get("tpm"))
-        if tpm is not None and tpm % TPM_PER_UNIT == 0:
+        if tpm is not None and tpm > 0 and tpm % TPM_PER_UNIT == 0:
             units = tpm // TPM_PER_UNIT
     release_time, known = _release(item)
+    model = item.get("model")
     return Instance(
         instance_id=str(instance_id),
         status=str(item.get("status") or "Unknown"),
-        model=item.get("model") or None,
+        model=model if isinstance(model, str) and model else None,
         units=units,
         release_time=release_time,
         release_time_known=known,
-        start_time=item.get("startTime") or None,
     )
 
 
@@ -126,8 +134,8 @@ def list_instances(client: QianfanClient, model: str, deadline: Deadline) -> lis
     return found
 
 
-def find_instance(client: QianfanClient, model: str, instance_id: str, deadline: Deadline) -> Instance | None:
-    """The instance as Qianfan reports it, or None when Qianfan does not know the id."""
+def describe_one(client: QianfanClient, model: str, instance_id: str, deadline: Deadline) -> Instance | None:
+    """One Describe by id: the instance as Qianfan reports it, or None when this answer lacks it."""
     try:
         result = client.describe(model, deadline, instance_id=instance_id)
     except QianfanError as err:
@@ -140,10 +148,35 @@ def find_instance(client: QianfanClient, model: str, instance_id: str, deadline:
     return None
 
 
-def find_live_instance(client: QianfanClient, model: str, instance_id: str, deadline: Deadline) -> Instance | None:
-    """Like `find_instance`, but an expired or released instance counts as absent."""
-    instance = find_instance(client, model, instance_id, deadline)
-    return None if instance is None or instance.gone else instance
+def find_instance(client: QianfanClient, model: str, instance_id: str, deadline: Deadline) -> Instance | None:
+    """The instance as Qianfan reports it, or None after two consistent absences.
+
+    The second look is a model-wide listing after a short pause, so neither a glitch of one answer
+    nor a lagging filter by id can make a live, billing instance look gone.
+    """
+    instance = describe_one(client, model, instance_id, deadline)
+    if instance is not None:
+        return instance
+    deadline.sleep(ABSENCE_RECHECK_SECONDS, reserve=0.0)
+    for listed in list_instances(client, model, deadline):
+        if listed.instance_id == instance_id:
+            return listed
+    return None
+
+
+def find_elsewhere(
+    client: QianfanClient, instance_id: str, models: Iterable[str], deadline: Deadline
+) -> tuple[str, Instance] | None:
+    """The live instance with this id under another model, if any (state edited, or a wrong model).
+
+    Describe needs a model, so this costs one call per model: it runs only on the rare path where
+    an instance is missing under the model the state names.
+    """
+    for model in models:
+        instance = describe_one(client, model, instance_id, deadline)
+        if instance is not None and not instance.gone:
+            return model, instance
+    return None
 
 
 # -- waiter ------------------------------------------------------------------------------------
@@ -154,7 +187,8 @@ def wait_for(
 ) -> Instance | None:
     """Poll `fetch` until `done` holds or the deadline passes; return the last answer either way.
 
-    New instances may show up late and resizes may be asynchronous: Qianfan does not say.
+    New instances may show up late and resizes are orders that complete later: Qianfan does not
+    say how late.
     """
     attempt = 0
     while True:

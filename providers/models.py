@@ -7,7 +7,11 @@ Baidu keeps changing this list, so the documented ids are only the default: stac
 from __future__ import annotations
 
 import difflib
+import json
+import re
 from collections.abc import Iterable
+
+from .messages import show
 
 #: The ids listed on Baidu's PurchaseTPMResource page, plus ids that later pages add.
 DOCUMENTED_MODELS: tuple[str, ...] = (
@@ -36,30 +40,38 @@ DOCUMENTED_MODELS: tuple[str, ...] = (
     "qianfan-agent-lite-8k",
     "ernie-4.5-turbo-128k",
 )
+#: What an id added by `qianfan:extraModels` may look like: the shape of every documented id.
+MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 def parse_extra_models(raw: object) -> tuple[str, ...]:
     """Read `qianfan:extraModels`, which the engine hands over as a string.
 
-    A comma-separated string is the documented form; a JSON list (what `pulumi config set
-    --path` produces) is accepted too so that either spelling works.
+    A comma-separated string is the documented form; a JSON list of strings (what `pulumi config
+    set --path` produces) is accepted too. Anything else raises ValueError naming the bad item.
     """
     if raw is None:
         return ()
-    if isinstance(raw, (list, tuple)):
-        items: Iterable[object] = raw
+    text = str(raw).strip()
+    items: Iterable[object]
+    if text.startswith("["):
+        try:
+            items = json.loads(text)
+        except ValueError:
+            raise ValueError(f"looks like a JSON list but is not valid JSON: {show(text)}") from None
+        if not isinstance(items, list):
+            raise ValueError(f"must be a comma-separated list of model ids, got {show(text)}")
     else:
-        text = str(raw).strip()
-        if text.startswith("["):
-            import json
-
-            try:
-                items = json.loads(text)
-            except ValueError:
-                items = text.strip("[]").split(",")
-        else:
-            items = text.split(",")
-    return tuple(dict.fromkeys(str(item).strip().strip('"') for item in items if str(item).strip()))
+        items = [item.strip() for item in text.split(",") if item.strip()]
+    models: list[str] = []
+    for item in items:
+        if not isinstance(item, str) or not MODEL_ID.fullmatch(item):
+            raise ValueError(
+                f"{show(item)} is not a model id (1-64 letters, digits, '.', '_' or '-', starting with a letter "
+                "or digit)"
+            )
+        models.append(item)
+    return tuple(dict.fromkeys(models))
 
 
 def allowed_models(extra: Iterable[str] = ()) -> tuple[str, ...]:

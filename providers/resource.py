@@ -1,25 +1,21 @@
-"""TPMQuota: the resource users declare in their Pulumi program."""
+"""TPMQuota: the resource users declare in their Pulumi program.
+
+Its keywords and Output attributes are written out so that editors and type checkers know them;
+everything else — which keyword maps to which wire name, what is computed — comes from the field
+table (`fields.INPUTS`, `fields.OUTPUTS`), and a unit test holds this signature to that table.
+"""
 
 from __future__ import annotations
 
 import pulumi
 from pulumi.dynamic import Resource
 
+from .fields import INPUTS, OUTPUTS, PAYMENT_TIMING
 from .tpm_quota import TPMQuotaProvider
 
-#: Python attribute name -> wire (state) name, both ways.
-_WIRE_NAMES = {
-    "model": "model",
-    "purchase_count": "purchaseCount",
-    "release_time": "releaseTime",
-    "payment_timing": "paymentTiming",
-    "adopt_instance_id": "adoptInstanceId",
-    "instance_id": "instanceId",
-    "status": "status",
-    "tpm": "tpm",
-    "rpm": "rpm",
-}
-_PYTHON_NAMES = {wire: py for py, wire in _WIRE_NAMES.items()}
+#: Python attribute name -> wire (state) name, and back.
+_WIRE_NAMES = {spec.python: spec.wire for spec in INPUTS} | {output.python: output.wire for output in OUTPUTS}
+_PYTHON_NAMES = {wire: python for python, wire in _WIRE_NAMES.items()}
 
 
 class TPMQuota(Resource, module="qianfan", name="TPMQuota"):
@@ -30,12 +26,12 @@ class TPMQuota(Resource, module="qianfan", name="TPMQuota"):
     `opts`. `purchase_count` and `release_time` change in place.
     """
 
-    instance_id: pulumi.Output[str]
     model: pulumi.Output[str]
     purchase_count: pulumi.Output[int]
     release_time: pulumi.Output[str | None]
     payment_timing: pulumi.Output[str]
     adopt_instance_id: pulumi.Output[str | None]
+    instance_id: pulumi.Output[str]
     status: pulumi.Output[str]
     tpm: pulumi.Output[int]
     rpm: pulumi.Output[int]
@@ -47,22 +43,14 @@ class TPMQuota(Resource, module="qianfan", name="TPMQuota"):
         model: pulumi.Input[str],
         purchase_count: pulumi.Input[int],
         release_time: pulumi.Input[str] | None = None,
-        payment_timing: pulumi.Input[str] = "Postpaid",
+        payment_timing: pulumi.Input[str] = PAYMENT_TIMING,
         adopt_instance_id: pulumi.Input[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        props = {
-            "model": model,
-            "purchase_count": purchase_count,
-            "release_time": release_time,
-            "payment_timing": payment_timing,
-            "adopt_instance_id": adopt_instance_id,
-            # Outputs computed by the provider: declared so that they resolve as attributes.
-            "instance_id": None,
-            "status": None,
-            "tpm": None,
-            "rpm": None,
-        }
+        given = locals()
+        props = {spec.python: given[spec.python] for spec in INPUTS}
+        # Outputs computed by the provider: declared (as None) so that they resolve as attributes.
+        props.update({output.python: None for output in OUTPUTS})
         super().__init__(TPMQuotaProvider(), resource_name, props, opts)
 
     def translate_input_property(self, prop: str) -> str:

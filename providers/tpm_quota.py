@@ -4,14 +4,14 @@ Pulumi stores this class *by reference* (module `providers.tpm_quota`, class `TP
 in every resource's `__provider`; destroy and refresh of existing stacks import it from here, so
 its module path and name are part of the state format and must not change.
 
-Nothing is kept on the instance before it is pickled (`__getstate__` is empty): settings and the
-client are built in `configure()`, inside the host, so keys never reach state.
+Nothing is kept on the instance before it is pickled (`__getstate__` is empty): settings, the
+client and the purchase bookkeeping are built in `configure()`, inside the host, so keys never
+reach state. The methods follow the engine's order: check, diff, create, read, update, delete.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -27,28 +27,27 @@ from pulumi.dynamic import (
 )
 
 from .client import AUTO_RELEASE, RESIZE, QianfanClient
-from .deadline import Deadline, backoff
+from .deadline import Deadline
 from .errors import Kind, ProviderError, QianfanError
-from .instances import (
-    Instance,
-    describe_ids,
-    find_instance,
-    find_live_instance,
-    list_instances,
-    outputs_of,
-    wait_for,
+from .fields import (
+    BY_WIRE,
+    PAYMENT_TIMING,
+    OnChange,
+    Policy,
+    changed,
+    check_props,
+    comparable,
+    is_unknown,
+    known_inputs,
+    replaces,
 )
-from .purchases import PurchaseLedger, Spec
-from .release_time import normalise_if_possible
-from .rules import INPUT_NAMES, REPLACE_ON_CHANGE, UNKNOWN, Policy, check_props, is_unknown
+from .instances import Instance, describe_one, find_elsewhere, find_instance, outputs_of, wait_for
+from .models import allowed_models
+from .purchase import Purchases, QianfanPurchaseApi, Spec
 from .settings import Settings, load_settings
 
 if TYPE_CHECKING:
-    from .inputs import TPMQuotaInputs
-
-_RUNTIME_LOCK = threading.Lock()
-#: Failures after which a purchase may or may not have happened.
-_UNCERTAIN = (Kind.SERVER, Kind.NO_ANSWER, Kind.BAD_ANSWER)
+    from .inputs import Desired
 
 
 @dataclass
@@ -57,42 +56,42 @@ class _Runtime:
 
     settings: Settings
     client: QianfanClient
-    ledger: PurchaseLedger
+    purchases: Purchases
 
     @classmethod
     def build(cls, settings: Settings) -> _Runtime:
-        return cls(settings, QianfanClient(settings), PurchaseLedger())
+        client = QianfanClient(settings)
+        return cls(settings, client, Purchases(QianfanPurchaseApi(client), settings.settle_seconds))
 
     def deadline(self) -> Deadline:
         return Deadline(self.settings.timeout_seconds)
 
-
-def _typed(props: Mapping[str, Any]) -> TPMQuotaInputs:
-    """The pydantic inputs model, imported on first apply: a preview never loads pydantic."""
-    from .inputs import TPMQuotaInputs
-
-    return TPMQuotaInputs.from_props(props)
+    def other_models(self, model: str) -> list[str]:
+        return [m for m in allowed_models(self.settings.extra_models) if m != model]
 
 
-def _normal_time(value: Any) -> Any:
-    if not isinstance(value, str) or is_unknown(value):
-        return value
-    return normalise_if_possible(value)
+def _stack_config(req: ConfigureRequest) -> Mapping[str, Any]:
+    """The stack config the engine sent; pulumi's `Config` offers `get` only, and an empty config
+    must be told apart from an absent key (see `settings.load_settings`)."""
+    raw = vars(req.config).get("_props")
+    return raw if isinstance(raw, Mapping) else {}
 
 
-def _normal_count(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
+def _desired(props: Mapping[str, Any]) -> Desired:
+    """The typed inputs, imported on first apply: a preview never loads pydantic."""
+    from .inputs import desired
+
+    return desired(props)
 
 
-_NORMALISE = {"purchaseCount": _normal_count, "releaseTime": _normal_time}
-_DEFAULTS = {"paymentTiming": "Postpaid"}
+@dataclass(frozen=True)
+class _Change:
+    """One in-place change of an update or adoption, and which way it moves the bill."""
 
-
-def _comparable(props: Mapping[str, Any], name: str) -> Any:
-    value = props.get(name, _DEFAULTS.get(name))
-    return _NORMALISE.get(name, lambda v: v)(value)
+    action: str
+    apply: Callable[[], None]
+    done: str  # "ResizeTPMResource to 4 units", for a half-way failure's message
+    bill: int  # -1 lowers the bill, +1 raises it, 0 unknown
 
 
 class TPMQuotaProvider(ResourceProvider):
@@ -107,24 +106,27 @@ class TPMQuotaProvider(ResourceProvider):
     def __setstate__(self, state: dict[str, Any]) -> None:
         pass
 
-    # -- set-up ----------------------------------------------------------------------------------
     def configure(self, req: ConfigureRequest) -> None:
-        self._runtime = _Runtime.build(load_settings(req.config.get))
+        self._runtime = _Runtime.build(load_settings(_stack_config(req)))
 
     def _rt(self) -> _Runtime:
-        """The configured runtime; outside the host (no configure call), settings from the env."""
-        runtime = self.__dict__.get("_runtime")
+        runtime: _Runtime | None = self.__dict__.get("_runtime")
         if runtime is None:
-            with _RUNTIME_LOCK:
-                runtime = self.__dict__.get("_runtime")
-                if runtime is None:
-                    runtime = self._runtime = _Runtime.build(load_settings())
+            raise ProviderError("TPMQuotaProvider was used before Pulumi's provider host called configure()")
         return runtime
 
     # -- plan time: no API calls -----------------------------------------------------------------
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         settings = self._rt().settings
-        previous = _normal_time(olds.get("releaseTime")) if olds else None
+        release = BY_WIRE["releaseTime"]
+        # A replacement buys a new quota, whose release must be in the future like any new one.
+        replacement = any(
+            spec.on_change is OnChange.REPLACE
+            and not is_unknown(news.get(spec.wire))
+            and comparable(olds, spec) != comparable(news, spec)
+            for spec in BY_WIRE.values()
+        )
+        previous = comparable(olds, release) if olds and not replacement else None
         policy = Policy(
             extra_models=settings.extra_models,
             max_purchase_count=settings.max_purchase_count,
@@ -134,158 +136,84 @@ class TPMQuotaProvider(ResourceProvider):
         return CheckResult(inputs, [CheckFailure(prop, reason) for prop, reason in failures])
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        changed = [
-            name
-            for name in INPUT_NAMES
-            if name != "adoptInstanceId"
-            and (is_unknown(news.get(name)) or _comparable(olds, name) != _comparable(news, name))
-        ]
-        replaces = [name for name in changed if name in REPLACE_ON_CHANGE]
-        return DiffResult(changes=bool(changed), replaces=replaces)
+        return DiffResult(changes=bool(changed(olds, news)), replaces=replaces(olds, news))
 
     # -- apply -----------------------------------------------------------------------------------
     def create(self, props: dict[str, Any]) -> CreateResult:
         rt = self._rt()
         deadline = rt.deadline()
-        inputs = _typed(props)
-        instance = self._adopt(rt, inputs, deadline) if inputs.adopt_instance_id else self._buy(rt, inputs, deadline)
-        return CreateResult(instance.instance_id, self._outputs(inputs.to_props(), instance))
-
-    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        rt = self._rt()
-        deadline = rt.deadline()
-        inputs = _typed(news)
-        instance = self._converge(
-            rt,
-            id_,
-            inputs,
-            units_now=_normal_count(olds.get("purchaseCount")),
-            release_now=_normal_time(olds.get("releaseTime")),
-            deadline=deadline,
-        )
-        return UpdateResult(self._outputs(inputs.to_props(), instance))
+        inputs = _desired(props)
+        if inputs.adopt_instance_id:
+            instance = self._adopt(rt, inputs, inputs.adopt_instance_id, deadline)
+            return CreateResult(instance.instance_id, self._outputs(inputs.to_props(), instance))
+        spec = Spec(inputs.model, inputs.purchase_count, inputs.release_time)
+        instance_id = rt.purchases.buy(spec, deadline)
+        try:
+            instance = self._wait_visible(rt, inputs, instance_id, deadline)
+            return CreateResult(instance_id, self._outputs(inputs.to_props(), instance))
+        except Exception as exc:  # noqa: BLE001 - a paid quota must never fail without its id
+            raise ProviderError(
+                f"TPM quota {instance_id} ({spec.describe()}) was bought, but recording it failed "
+                f"({type(exc).__name__}: {exc}). It is billed by the hour: set adoptInstanceId: {instance_id} on "
+                "this quota and run `pulumi up` again"
+            ) from None
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         model = props.get("model")
-        if not model:
+        if not isinstance(model, str) or not model:
             raise ProviderError(
                 f"cannot read TPM quota {id_} without its model: `pulumi import` does not work for dynamic "
                 "resources; declare the quota with adoptInstanceId instead"
             )
         rt = self._rt()
-        instance = find_instance(rt.client, model, id_, rt.deadline())
-        if instance is None or instance.gone:
+        deadline = rt.deadline()
+        instance = find_instance(rt.client, model, id_, deadline)
+        if instance is None:
+            self._refuse_other_model(rt, id_, model, deadline, "refresh cannot correct the model in state")
             return ReadResult(None, {})
-        known_inputs = {name: props[name] for name in INPUT_NAMES if props.get(name) is not None}
-        outputs = self._outputs(known_inputs, instance)
-        inputs = {name: outputs[name] for name in INPUT_NAMES if outputs.get(name) is not None}
-        return ReadResult(id_, outputs, inputs)
+        if instance.gone:
+            return ReadResult(None, {})
+        outputs = self._outputs(known_inputs(props), instance)
+        return ReadResult(id_, outputs, known_inputs(outputs))
+
+    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        rt = self._rt()
+        deadline = rt.deadline()
+        inputs = _desired(news)
+        self._owned(rt, id_, inputs.model, deadline)
+        units, release = BY_WIRE["purchaseCount"], BY_WIRE["releaseTime"]
+        instance = self._converge(
+            rt,
+            id_,
+            inputs,
+            units_now=comparable(olds, units),
+            release_now=comparable(olds, release),
+            release_known=True,
+            deadline=deadline,
+        )
+        return UpdateResult(self._outputs(inputs.to_props(), instance))
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         model = props.get("model")
-        if not model:
+        if not isinstance(model, str) or not model:
             raise ProviderError(f"cannot release TPM quota {id_}: the state holds no model for it")
         rt = self._rt()
         deadline = rt.deadline()
         try:
             rt.client.release(model, id_, deadline)
         except QianfanError as err:
-            # Already released, expired or unknown is what destroy wants; anything else is real.
-            if self._refused_because_gone(rt, err, model, id_, deadline):
-                return
-            raise
+            if err.kind not in (Kind.NOT_FOUND, Kind.REJECTED):
+                raise
+            # Already released, expired or unknown is what destroy wants; a refusal of a live
+            # instance — or of one that belongs to another model — is not.
+            instance = find_instance(rt.client, model, id_, deadline)
+            if instance is not None and not instance.gone:
+                raise ProviderError(f"{err}. TPM quota {id_} is still running: nothing was released") from None
+            if instance is None:
+                self._refuse_other_model(rt, id_, model, deadline, f"{err}. Nothing was released")
 
     # -- create paths ----------------------------------------------------------------------------
-    def _buy(self, rt: _Runtime, inputs: TPMQuotaInputs, deadline: Deadline) -> Instance:
-        """Purchase once; after an uncertain failure, find the bought instance instead of buying again."""
-        spec = Spec(inputs.model, inputs.purchase_count, inputs.release_time)
-        before = {i.instance_id for i in list_instances(rt.client, spec.model, deadline)}
-        uncertain_failures = 0
-        throttled = 0
-        while True:
-            failure: QianfanError | None = None
-            with rt.ledger.purchasing(spec, deadline) as mark_uncertain:
-                try:
-                    instance_id: str | None = rt.client.purchase(spec.model, spec.units, spec.release_time, deadline)
-                except QianfanError as err:
-                    instance_id, failure = None, err
-                    if err.kind in _UNCERTAIN:
-                        mark_uncertain()
-            if failure is None:
-                assert instance_id is not None
-                rt.ledger.claim(instance_id)
-                break
-            if failure.kind is Kind.THROTTLED:
-                # Refused at the gate before anything happened: wait and send it again.
-                if not deadline.sleep(backoff(throttled)):
-                    raise failure
-                throttled += 1
-                continue
-            if failure.kind not in _UNCERTAIN:
-                raise failure  # refused: nothing was bought
-            instance_id = self._recover_purchase(rt, spec, before, failure, deadline)
-            if instance_id:
-                break
-            uncertain_failures += 1
-            if uncertain_failures >= 2:
-                raise ProviderError(
-                    f"{failure}. Listing {spec.model}'s instances shows that neither attempt bought anything; "
-                    "nothing was recorded — run `pulumi up` again later"
-                )
-        return self._wait_visible(rt, inputs, instance_id, deadline)
-
-    def _recover_purchase(
-        self, rt: _Runtime, spec: Spec, before: set[str], failure: QianfanError, deadline: Deadline
-    ) -> str | None:
-        """After an uncertain purchase failure: the id it bought, or None if it bought nothing.
-
-        Looks for new instances of the same spec, for up to `qianfan:settleSeconds` in case the
-        purchase shows up late; refuses to guess when more appeared than purchases are pending.
-        """
-        settle = deadline.sub(rt.settings.settle_seconds)
-        with rt.ledger.recovering(spec, deadline) as window:
-            attempt = 0
-            while True:
-                try:
-                    listed = list_instances(rt.client, spec.model, deadline)
-                except QianfanError as err:
-                    raise ProviderError(
-                        f"{failure}. Whether a quota was bought is unknown: listing {spec.model}'s instances to "
-                        f"find out failed too ({err}). Look for a new {spec.model} instance in the Qianfan console "
-                        "and put it under management with adoptInstanceId"
-                    ) from None
-                new = sorted(
-                    (
-                        i
-                        for i in listed
-                        if i.instance_id not in before
-                        and i.instance_id not in window.claimed
-                        and not i.gone
-                        and self._matches(i, spec)
-                    ),
-                    key=lambda i: i.instance_id,
-                )
-                if 0 < len(new) <= window.pending_same_spec:
-                    rt.ledger.claim(new[0].instance_id)
-                    return new[0].instance_id
-                if new:
-                    raise ProviderError(
-                        f"{failure}. Since the purchase, {len(new)} unexplained {spec.model} instance(s) with "
-                        f"{spec.units} unit(s) appeared ({describe_ids(new)}) and this provider cannot tell which "
-                        "one, if any, it bought; nothing was recorded. Set adoptInstanceId to the right one on this "
-                        "quota and run `pulumi up` again; release any other in the Qianfan console"
-                    )
-                if not settle.sleep(backoff(attempt, initial=0.5, cap=5.0), reserve=0.0):
-                    return None
-                attempt += 1
-
-    @staticmethod
-    def _matches(instance: Instance, spec: Spec) -> bool:
-        if instance.units is not None and instance.units != spec.units:
-            return False
-        return not (instance.release_time_known and instance.release_time != spec.release_time)
-
-    def _wait_visible(self, rt: _Runtime, inputs: TPMQuotaInputs, instance_id: str, deadline: Deadline) -> Instance:
+    def _wait_visible(self, rt: _Runtime, inputs: Desired, instance_id: str, deadline: Deadline) -> Instance:
         """Wait (bounded) until Describe shows the bought instance, which may be `Creating` first.
 
         If it never shows, the id is still returned: failing here would drop a paid quota from
@@ -293,7 +221,7 @@ class TPMQuotaProvider(ResourceProvider):
         """
         try:
             shown = wait_for(
-                lambda: find_instance(rt.client, inputs.model, instance_id, deadline),
+                lambda: describe_one(rt.client, inputs.model, instance_id, deadline),
                 lambda found: found is not None,
                 deadline.sub(rt.settings.settle_seconds),
             )
@@ -310,29 +238,29 @@ class TPMQuotaProvider(ResourceProvider):
             release_time_known=True,
         )
 
-    def _adopt(self, rt: _Runtime, inputs: TPMQuotaInputs, deadline: Deadline) -> Instance:
+    def _adopt(self, rt: _Runtime, inputs: Desired, instance_id: str, deadline: Deadline) -> Instance:
         """Bring an existing instance under management: buy nothing, make it match the inputs."""
-        instance_id = inputs.adopt_instance_id
-        assert instance_id is not None
         found = find_instance(rt.client, inputs.model, instance_id, deadline)
         if found is None:
+            elsewhere = find_elsewhere(rt.client, instance_id, rt.other_models(inputs.model), deadline)
+            where = f"; it is an instance of {elsewhere[0]}: set model to that" if elsewhere else ""
             raise ProviderError(
-                f"adoptInstanceId {instance_id}: Qianfan lists no instance with that id for model "
-                f"{inputs.model}; check the id and the model"
+                f"adoptInstanceId {instance_id}: Qianfan lists no instance with that id for model {inputs.model}"
+                f"{where or '; check the id and the model'}"
             )
         if found.gone:
             raise ProviderError(
                 f"adoptInstanceId {instance_id}: the instance is {found.status} (expired or released) and cannot "
                 "be adopted; remove adoptInstanceId to buy a new quota"
             )
-        rt.ledger.claim(instance_id)
+        rt.purchases.claim(instance_id)
         return self._converge(
             rt,
             instance_id,
             inputs,
             units_now=found.units,
-            # When Describe does not report a release time, set it (or cancel it) anyway.
-            release_now=found.release_time if found.release_time_known else UNKNOWN,
+            release_now=found.release_time,
+            release_known=found.release_time_known,
             deadline=deadline,
         )
 
@@ -341,35 +269,88 @@ class TPMQuotaProvider(ResourceProvider):
         self,
         rt: _Runtime,
         instance_id: str,
-        inputs: TPMQuotaInputs,
+        inputs: Desired,
         *,
         units_now: Any,
         release_now: Any,
+        release_known: bool,
         deadline: Deadline,
     ) -> Instance:
-        """Resize and/or (re)schedule the release, then confirm on the server that both stuck."""
-        try:
-            if units_now != inputs.purchase_count:
-                rt.client.resize(instance_id, inputs.purchase_count, deadline)
-            if release_now != inputs.release_time:
-                rt.client.auto_release(instance_id, inputs.release_time, deadline)
-        except QianfanError as err:
-            if self._refused_because_gone(rt, err, inputs.model, instance_id, deadline):
-                raise self._vanished(instance_id) from None
-            raise
-        return self._confirm(rt, instance_id, inputs, deadline)
+        """Resize and/or (re)schedule the release, the change that lowers the bill first, then
+        confirm on the server that what was changed stuck (and only that)."""
+        changes = self._plan(rt, instance_id, inputs, units_now, release_now, release_known, deadline)
+        applied: list[_Change] = []
+        for change in changes:
+            try:
+                change.apply()
+            except QianfanError as err:
+                if applied:
+                    raise ProviderError(
+                        f"{' and '.join(c.done for c in applied)} was applied; {err}. Run `pulumi refresh` before "
+                        "anything else: the state still shows the old values, and Qianfan bills what it now has"
+                    ) from None
+                if err.kind in (Kind.NOT_FOUND, Kind.REJECTED):
+                    found = find_instance(rt.client, inputs.model, instance_id, deadline)
+                    if found is None or found.gone:
+                        raise self._vanished(instance_id) from None
+                raise
+            applied.append(change)
+        return self._confirm(rt, instance_id, inputs, {c.action for c in applied}, deadline)
 
-    def _confirm(self, rt: _Runtime, instance_id: str, inputs: TPMQuotaInputs, deadline: Deadline) -> Instance:
-        def applied(found: Instance | None) -> bool:
-            return found is None or found.gone or not self._mismatches(found, inputs)
+    @staticmethod
+    def _plan(
+        rt: _Runtime,
+        instance_id: str,
+        inputs: Desired,
+        units_now: Any,
+        release_now: Any,
+        release_known: bool,
+        deadline: Deadline,
+    ) -> list[_Change]:
+        changes: list[_Change] = []
+        if units_now != inputs.purchase_count:
+            bill = (inputs.purchase_count > units_now) - (inputs.purchase_count < units_now) if units_now else 0
+            changes.append(
+                _Change(
+                    RESIZE,
+                    lambda: rt.client.resize(instance_id, inputs.purchase_count, deadline),
+                    f"{RESIZE} to {inputs.purchase_count} unit(s)",
+                    bill,
+                )
+            )
+        if not release_known or release_now != inputs.release_time:
+            wanted = inputs.release_time
+            if not release_known:
+                bill = 0
+            elif wanted is None or release_now is None:
+                bill = 1 if wanted is None else -1  # cancelling a release keeps the quota billing longer
+            else:
+                bill = 1 if wanted > release_now else -1  # one spelling (RFC3339 +08:00) orders by time
+            changes.append(
+                _Change(
+                    AUTO_RELEASE,
+                    lambda: rt.client.auto_release(instance_id, wanted, deadline),
+                    f"{AUTO_RELEASE} to " + (f"release at {wanted}" if wanted else "cancel the scheduled release"),
+                    bill,
+                )
+            )
+        return sorted(changes, key=lambda c: c.bill)
+
+    def _confirm(self, rt: _Runtime, instance_id: str, inputs: Desired, sent: set[str], deadline: Deadline) -> Instance:
+        """Read after write: Describe must show each change that was sent within settleSeconds."""
+
+        def settled(found: Instance | None) -> bool:
+            return found is not None and (found.gone or not self._mismatches(found, inputs, sent))
 
         window = rt.settings.settle_seconds
         found = wait_for(
-            lambda: find_instance(rt.client, inputs.model, instance_id, deadline), applied, deadline.sub(window)
+            lambda: describe_one(rt.client, inputs.model, instance_id, deadline), settled, deadline.sub(window)
         )
+        if found is None:  # not one answer listed it: look once more, model-wide, before concluding
+            found = find_instance(rt.client, inputs.model, instance_id, deadline)
         if found is None or found.gone:
             raise self._vanished(instance_id)
-        problems = self._mismatches(found, inputs)
+        problems = self._mismatches(found, inputs, sent)
         if problems:
             raise ProviderError(
                 f"Qianfan accepted the change to {instance_id} but does not show it after {window:g}s: "
@@ -379,30 +360,40 @@ class TPMQuotaProvider(ResourceProvider):
         return found
 
     @staticmethod
-    def _mismatches(found: Instance, inputs: TPMQuotaInputs) -> list[str]:
+    def _mismatches(found: Instance, inputs: Desired, sent: set[str]) -> list[str]:
         problems = []
-        if found.units is not None and found.units != inputs.purchase_count:
+        if RESIZE in sent and found.units is not None and found.units != inputs.purchase_count:
             problems.append(
                 f"{RESIZE} asked for {inputs.purchase_count} units, DescribeTPMResource reports {found.units}"
             )
-        if found.release_time_known and found.release_time != inputs.release_time:
+        if AUTO_RELEASE in sent and found.release_time_known and found.release_time != inputs.release_time:
             problems.append(
                 f"{AUTO_RELEASE} asked for release at {inputs.release_time or 'no scheduled time'}, "
                 f"DescribeTPMResource reports {found.release_time or 'none'}"
             )
         return problems
 
-    @staticmethod
-    def _refused_because_gone(
-        rt: _Runtime, err: QianfanError, model: str, instance_id: str, deadline: Deadline
-    ) -> bool:
-        """Was a change refused because the instance is released, expired or unknown?
+    # -- ownership -------------------------------------------------------------------------------
+    def _owned(self, rt: _Runtime, instance_id: str, model: str, deadline: Deadline) -> Instance:
+        """The live instance, confirmed under the quota's model before anything changes it."""
+        found = find_instance(rt.client, model, instance_id, deadline)
+        if found is None:
+            self._refuse_other_model(rt, instance_id, model, deadline, "nothing was changed")
+            raise self._vanished(instance_id)
+        if found.gone:
+            raise self._vanished(instance_id)
+        return found
 
-        Qianfan's codes for that are not documented, so any refusal is checked with Describe.
-        """
-        return err.kind in (Kind.NOT_FOUND, Kind.REJECTED) and not find_live_instance(
-            rt.client, model, instance_id, deadline
-        )
+    @staticmethod
+    def _refuse_other_model(rt: _Runtime, instance_id: str, model: str, deadline: Deadline, outcome: str) -> None:
+        """Fail when an instance missing under `model` is alive under another one (an edited state)."""
+        elsewhere = find_elsewhere(rt.client, instance_id, rt.other_models(model), deadline)
+        if elsewhere is not None:
+            raise ProviderError(
+                f"TPM quota {instance_id} belongs to model {elsewhere[0]}, not {model} as the state says; "
+                f"{outcome}. Correct the model in the state (`pulumi stack export`, edit, `pulumi stack import`) "
+                "or manage the instance from a quota declared with that model"
+            )
 
     @staticmethod
     def _vanished(instance_id: str) -> ProviderError:
@@ -424,8 +415,8 @@ class TPMQuotaProvider(ResourceProvider):
                 outputs["releaseTime"] = instance.release_time
             else:
                 outputs.pop("releaseTime", None)
-        outputs.setdefault("paymentTiming", "Postpaid")
-        outputs.update(outputs_of(instance, int(_normal_count(outputs["purchaseCount"]))))
+        outputs.setdefault("paymentTiming", PAYMENT_TIMING)
+        outputs.update(outputs_of(instance, int(comparable(outputs, BY_WIRE["purchaseCount"]))))
         return outputs
 
 

@@ -1,0 +1,317 @@
+"""TPMQuota's inputs and outputs, each declared once: name, type, default, rule, replace-on-change.
+
+`check`, `diff`, the `TPMQuota` class, the typed inputs model, the stack-config parser and the
+README's reference are all derived from `INPUTS` (and `OUTPUTS`). Adding an input means adding one
+`Field` row with its rule below, and the rule's unit test.
+
+This module imports neither pydantic nor the `qianfan` SDK: it runs in every preview, and the
+provider host's start-up is part of the preview's cost (see `python -m bench`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pulumi.output import Unknown
+
+from .messages import show
+from .models import DOCUMENTED_MODELS, MODEL_ID, allowed_models, closest_model
+from .release_time import ALLOWED_FORMS, format_release_time, parse_release_time
+
+#: Pulumi's wire value for "not known until apply" (pulumi.runtime.rpc.UNKNOWN).
+UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+#: The reserved property that carries the pickled provider.
+PROVIDER_KEY = "__provider"
+#: The only payment timing Qianfan offers for TPM quota.
+PAYMENT_TIMING = "Postpaid"
+#: What one unit of `purchaseCount` (and of ResizeTPMResource's `count`) buys.
+TPM_PER_UNIT = 10_000
+RPM_PER_UNIT = 33
+UNIT_NOTE = "1 unit = 10,000 TPM and 33 RPM"
+#: The most units one quota may hold, whatever `qianfan:maxPurchaseCount` says. Qianfan documents
+#: no maximum; this is this provider's choice, far above any real quota and far below a typo of 1e30.
+MAX_UNITS = 10_000
+
+
+def is_unknown(value: Any) -> bool:
+    """During preview the host hands over `pulumi.output.Unknown` (or the raw wire sentinel)."""
+    return isinstance(value, Unknown) or (isinstance(value, str) and value == UNKNOWN)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The rules of this stack: which models exist, how much one quota may buy, what "now" is."""
+
+    extra_models: tuple[str, ...] = ()
+    max_purchase_count: int | None = None
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    #: The releaseTime already stored; it may be in the past without failing check.
+    previous_release_time: str | None = None
+
+
+#: A rule takes a present (non-None) value and returns it normalised, or raises ValueError with a
+#: reason that says what is allowed. With `policy=None` only the value's shape is checked.
+Rule = Callable[[Any, Policy | None], Any]
+
+
+# -- one rule per input -----------------------------------------------------------------------------
+def rule_model(value: Any, policy: Policy | None) -> str:
+    if not isinstance(value, str) or not MODEL_ID.fullmatch(value.strip()):
+        raise ValueError(f"must be a Qianfan model id such as 'ernie-speed-8k', got {show(value)}")
+    model = value.strip()
+    if policy is not None and model not in allowed_models(policy.extra_models):
+        guess = closest_model(model, policy.extra_models)
+        suggestion = f"did you mean '{guess}'? " if guess else ""
+        raise ValueError(
+            f"'{model}' is not a model TPM quota can be bought for; {suggestion}allowed: "
+            f"{', '.join(allowed_models(policy.extra_models))}. Baidu adds models often: accept a new id "
+            "with `pulumi config set qianfan:extraModels <id>[,<id>...]`"
+        )
+    return model
+
+
+def rule_purchase_count(value: Any, policy: Policy | None) -> int:
+    allowed = f"must be a whole number of units >= 1 and <= {MAX_UNITS} ({UNIT_NOTE})"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{allowed}, got {show(value)}")
+    if isinstance(value, float) and not value.is_integer():  # NaN and the infinities included
+        raise ValueError(f"{allowed}, got {show(value)}")
+    count = int(value)
+    if not 1 <= count <= MAX_UNITS:
+        raise ValueError(f"{allowed}, got {show(value)}")
+    if policy is not None and policy.max_purchase_count is not None and count > policy.max_purchase_count:
+        raise ValueError(
+            f"{count} units is above the cap qianfan:maxPurchaseCount = {policy.max_purchase_count}, which "
+            "guards against a mistyped count on a paid quota; if you mean it, raise the cap with "
+            f"`pulumi config set qianfan:maxPurchaseCount {count}`"
+        )
+    return count
+
+
+def rule_release_time(value: Any, policy: Policy | None) -> str:
+    moment = parse_release_time(value)
+    normalised = format_release_time(moment)
+    if policy is not None and normalised != policy.previous_release_time and moment <= policy.now:
+        raise ValueError(
+            f"{normalised} is not in the future (now is {format_release_time(policy.now)}); a new or "
+            "changed releaseTime must be a future moment"
+        )
+    return normalised
+
+
+def rule_payment_timing(value: Any, policy: Policy | None) -> str:
+    if value != PAYMENT_TIMING:
+        raise ValueError(
+            f"must be '{PAYMENT_TIMING}', the only payment timing Qianfan offers for TPM quota, got {show(value)}"
+        )
+    return PAYMENT_TIMING
+
+
+def rule_adopt_instance_id(value: Any, policy: Policy | None) -> str:
+    if not isinstance(value, str) or not MODEL_ID.fullmatch(value.strip()):
+        raise ValueError(
+            f"must be the instanceId of an existing quota, such as 'tpm-Vlxxxx3F' (letters, digits, '.', '_', '-'), "
+            f"got {show(value)}"
+        )
+    return value.strip()
+
+
+# -- the table ----------------------------------------------------------------------------------------
+class OnChange(StrEnum):
+    REPLACE = "replace"  # a new quota is bought, the old one released
+    UPDATE = "update"  # changed in place on the existing instance
+    IGNORE = "ignore"  # read at create only; a later change makes no diff
+
+
+@dataclass(frozen=True)
+class Field:
+    """One input of TPMQuota, everything about it in one place."""
+
+    wire: str  # the name in state, on the wire, in the stack config's quota list
+    python: str  # the keyword of `TPMQuota(...)` and its Output attribute
+    type: type
+    required: bool
+    default: Any
+    on_change: OnChange
+    rule: Rule
+    #: What to give, in a phrase: "is required: <what>" says it, and the README's description starts with it.
+    what: str
+    #: The rest of the README's description (may use {models} and {forms}).
+    details: str = ""
+
+
+INPUTS: tuple[Field, ...] = (
+    Field(
+        "model",
+        "model",
+        str,
+        required=True,
+        default=None,
+        on_change=OnChange.REPLACE,
+        rule=rule_model,
+        what="the Qianfan model id to buy TPM quota for, such as 'ernie-speed-8k'",
+        details="The documented ids ({models}) plus any in `qianfan:extraModels`; a typo gets the closest id "
+        "suggested.",
+    ),
+    Field(
+        "purchaseCount",
+        "purchase_count",
+        int,
+        required=True,
+        default=None,
+        on_change=OnChange.UPDATE,
+        rule=rule_purchase_count,
+        what=f"the number of units to hold, a whole number >= 1 ({UNIT_NOTE})",
+        details=f"At most `qianfan:maxPurchaseCount` (and never above {MAX_UNITS}). Changed in place with "
+        "`ResizeTPMResource`.",
+    ),
+    Field(
+        "releaseTime",
+        "release_time",
+        str,
+        required=False,
+        default=None,
+        on_change=OnChange.UPDATE,
+        rule=rule_release_time,
+        what="when Qianfan releases the quota on its own",
+        details="{forms}. Stored normalised to RFC3339 in +08:00, so two spellings of one instant never make a "
+        "diff. Must be in the future when new, changed, or on a replacement. Changed in place with "
+        "`AutoReleaseTPMResource`; removing it cancels the scheduled release.",
+    ),
+    Field(
+        "paymentTiming",
+        "payment_timing",
+        str,
+        required=False,
+        default=PAYMENT_TIMING,
+        on_change=OnChange.REPLACE,
+        rule=rule_payment_timing,
+        what="how the quota is billed",
+        details=f"Only `{PAYMENT_TIMING}` (hourly, after use) exists for TPM quota.",
+    ),
+    Field(
+        "adoptInstanceId",
+        "adopt_instance_id",
+        str,
+        required=False,
+        default=None,
+        on_change=OnChange.IGNORE,
+        rule=rule_adopt_instance_id,
+        what="an existing instance to manage instead of buying one",
+        details="Read at create only; see [Adoption](#adoption). One resource per instance.",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Output:
+    """A computed output of TPMQuota (every input is an output too)."""
+
+    wire: str
+    python: str
+    type: type
+    doc: str
+
+
+OUTPUTS: tuple[Output, ...] = (
+    Output("instanceId", "instance_id", str, "Qianfan instance id (also the resource id)."),
+    Output(
+        "status",
+        "status",
+        str,
+        "As Qianfan reports it: `Creating`, `Running` (`Pending` if a fresh purchase was not yet listed).",
+    ),
+    Output("tpm", "tpm", int, f"`purchaseCount × {TPM_PER_UNIT:,}`."),
+    Output("rpm", "rpm", int, f"`purchaseCount × {RPM_PER_UNIT}`."),
+)
+
+BY_WIRE: dict[str, Field] = {f.wire: f for f in INPUTS}
+INPUT_NAMES: tuple[str, ...] = tuple(BY_WIRE)
+
+
+# -- what check and diff do with the table ---------------------------------------------------------------
+def check_props(news: Mapping[str, Any], policy: Policy) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """Validate every input on its own: (normalised inputs, [(property, reason), ...]).
+
+    Unknown values (preview) pass through unchecked; nothing here calls Qianfan.
+    """
+    failures: list[tuple[str, str]] = []
+    inputs: dict[str, Any] = {}
+    for name in news:
+        if name != PROVIDER_KEY and name not in BY_WIRE:
+            failures.append((name, f"is not a TPMQuota input; the inputs are {', '.join(INPUT_NAMES)}"))
+    for spec in INPUTS:
+        value = news.get(spec.wire)
+        if is_unknown(value):
+            inputs[spec.wire] = value
+            continue
+        if value is None:
+            value = spec.default
+        if value is None:
+            if spec.required:
+                failures.append((spec.wire, f"is required: {spec.what}"))
+            continue
+        try:
+            inputs[spec.wire] = spec.rule(value, policy)
+        except ValueError as exc:
+            failures.append((spec.wire, str(exc)))
+            inputs[spec.wire] = value
+    return inputs, failures
+
+
+def comparable(props: Mapping[str, Any], spec: Field) -> Any:
+    """The value as it would be stored, for comparing state with a plan; never refuses anything."""
+    value = props.get(spec.wire)
+    if value is None:
+        value = spec.default
+    if value is None or is_unknown(value):
+        return value
+    try:
+        return spec.rule(value, None)
+    except ValueError:
+        return value
+
+
+def changed(olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[Field]:
+    """The inputs whose change matters (an unknown value might be a change)."""
+    return [
+        spec
+        for spec in INPUTS
+        if spec.on_change is not OnChange.IGNORE
+        and (is_unknown(news.get(spec.wire)) or comparable(olds, spec) != comparable(news, spec))
+    ]
+
+
+def replaces(olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[str]:
+    """The inputs whose change replaces the quota."""
+    return [spec.wire for spec in changed(olds, news) if spec.on_change is OnChange.REPLACE]
+
+
+def known_inputs(props: Mapping[str, Any]) -> dict[str, Any]:
+    """The inputs present in a property bag (state, or outputs), by wire name."""
+    return {name: props[name] for name in INPUT_NAMES if props.get(name) is not None}
+
+
+def _description(spec: Field) -> str:
+    details = spec.details.format(models=", ".join(f"`{m}`" for m in DOCUMENTED_MODELS), forms=ALLOWED_FORMS)
+    return f"{spec.what[0].upper()}{spec.what[1:]}. {details}"
+
+
+def reference_table() -> list[str]:
+    """The README's inputs table, rendered from INPUTS (a unit test keeps the README in step)."""
+    on_change = {OnChange.REPLACE: "**replaces**", OnChange.UPDATE: "in place", OnChange.IGNORE: "no diff"}
+    rows = [
+        "| Python | wire (state) | type | required | on change | description |",
+        "|---|---|---|---|---|---|",
+    ]
+    for spec in INPUTS:
+        required = "yes" if spec.required else ("no" if spec.default is None else f"no (`{spec.default}`)")
+        rows.append(
+            f"| `{spec.python}` | `{spec.wire}` | {spec.type.__name__} | {required} | {on_change[spec.on_change]} | "
+            f"{_description(spec)} |"
+        )
+    return rows

@@ -1,0 +1,13 @@
+"""How values are quoted in messages: whatever a user typed, the message stays readable."""
+
+from __future__ import annotations
+
+_SHOWN = 80
+
+
+def show(value: object) -> str:
+    """`repr(value)`, cut short so that a 100 kB input is not echoed whole into an error."""
+    text = repr(value)
+    if len(text) <= _SHOWN:
+        return text
+    return f"{text[:_SHOWN]}… ({len(text)} characters)"
