@@ -11,6 +11,7 @@ import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -102,6 +103,16 @@ def make_host(tmp_path: Path, sandbox_db: Path) -> Iterator[HostFactory]:
 @pytest.fixture
 def host(make_host: HostFactory) -> ProviderHost:
     return make_host()
+
+
+@pytest.fixture
+def buy_elsewhere(make_host: HostFactory) -> Callable[[dict[str, Any]], str]:
+    """Buy a quota as another stack (another `pulumi up`, so another host process) would."""
+
+    def buy(props: dict[str, Any]) -> str:
+        return make_host().up(props, name="elsewhere")[0]
+
+    return buy
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ANN001 - pytest hook

@@ -273,9 +273,9 @@ def test_change_answered_but_not_applied_is_reported_and_not_recorded(make_host,
     assert refreshed["purchaseCount"] == 1 and refreshed["releaseTime"] == "2031-01-01T00:00:00+08:00"
 
 
-def test_adoption_whose_resize_does_not_stick_fails(make_host, control) -> None:
+def test_adoption_whose_resize_does_not_stick_fails(make_host, control, buy_elsewhere) -> None:
     host = make_host(**FAST)
-    existing, _ = host.up({"model": "ernie-speed-8k", "purchaseCount": 1}, name="old")
+    existing = buy_elsewhere({"model": "ernie-speed-8k", "purchaseCount": 1})
     control.add_fault("ResizeTPMResource", "not_applied")
     with pytest.raises(HostError) as caught:
         host.up({"model": "ernie-speed-8k", "purchaseCount": 3, "adoptInstanceId": existing}, name="adopted")

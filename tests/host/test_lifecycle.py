@@ -68,7 +68,9 @@ def test_full_lifecycle(host: ProviderHost, control) -> None:
     assert host.diff(id_, read_outs, news)["changes"] == "DIFF_SOME"
     outs = host.update(id_, read_outs, news)
     assert outs["purchaseCount"] == 3 and outs["tpm"] == 30_000 and outs["rpm"] == 99
+    # Describe first: an update never touches an instance it has not seen under the quota's model.
     assert sent(control) == [
+        ("DescribeTPMResource", {"model": MODEL, "instanceId": id_}),
         ("ResizeTPMResource", {"instanceId": id_, "count": 3}),
         ("DescribeTPMResource", {"model": MODEL, "instanceId": id_}),
     ]
@@ -78,6 +80,7 @@ def test_full_lifecycle(host: ProviderHost, control) -> None:
     outs = host.update(id_, outs, news)
     assert outs["releaseTime"] == RELEASE_2
     assert sent(control) == [
+        ("DescribeTPMResource", {"model": MODEL, "instanceId": id_}),
         ("AutoReleaseTPMResource", {"instanceId": id_, "releaseTime": RELEASE_2}),
         ("DescribeTPMResource", {"model": MODEL, "instanceId": id_}),
     ]
@@ -87,6 +90,7 @@ def test_full_lifecycle(host: ProviderHost, control) -> None:
     outs = host.update(id_, outs, news)
     assert "releaseTime" not in outs
     assert sent(control) == [
+        ("DescribeTPMResource", {"model": MODEL, "instanceId": id_}),
         ("AutoReleaseTPMResource", {"instanceId": id_}),
         ("DescribeTPMResource", {"model": MODEL, "instanceId": id_}),
     ]
@@ -151,7 +155,15 @@ def test_delete_without_a_model_in_state_refuses_rather_than_guessing(host: Prov
 
 def test_delete_of_unknown_instance_succeeds(host: ProviderHost, control) -> None:
     host.delete("tpm-Nope1234", {"model": MODEL, "purchaseCount": 1})
-    assert [r["action"] for r in control.requests()] == ["ReleaseTPMResource", "DescribeTPMResource"]
+    requests = [(r["action"], r["body"]) for r in control.requests()]
+    # Refused, then absent twice under its model (by id, then model-wide), then under no other model.
+    assert requests[:3] == [
+        ("ReleaseTPMResource", {"model": MODEL, "instanceId": "tpm-Nope1234"}),
+        ("DescribeTPMResource", {"model": MODEL, "instanceId": "tpm-Nope1234"}),
+        ("DescribeTPMResource", {"model": MODEL}),
+    ]
+    others = {body["model"] for action, body in requests[3:] if action == "DescribeTPMResource"}
+    assert MODEL not in others and len(others) == len(requests[3:]) > 20
 
 
 def test_sparse_describe_is_tolerated(host: ProviderHost, control) -> None:
@@ -176,8 +188,8 @@ def test_update_of_an_instance_gone_outside_pulumi_says_refresh(host: ProviderHo
 
 
 # -- adoption -------------------------------------------------------------------------------------
-def test_adopt_resizes_and_sets_release_without_buying(host: ProviderHost, control) -> None:
-    existing, _ = host.up({"model": MODEL, "purchaseCount": 1}, name="old")
+def test_adopt_resizes_and_sets_release_without_buying(host: ProviderHost, control, buy_elsewhere) -> None:
+    existing = buy_elsewhere({"model": MODEL, "purchaseCount": 1})
     control.clear_requests()
     inputs, failures = host.check(
         {"model": MODEL, "purchaseCount": 3, "releaseTime": RELEASE_1, "adoptInstanceId": existing}
@@ -188,11 +200,12 @@ def test_adopt_resizes_and_sets_release_without_buying(host: ProviderHost, contr
     assert outs["purchaseCount"] == 3 and outs["releaseTime"] == RELEASE_1 and outs["adoptInstanceId"] == existing
     actions = [r["action"] for r in control.requests()]
     assert "PurchaseTPMResource" not in actions
-    assert actions == ["DescribeTPMResource", "ResizeTPMResource", "AutoReleaseTPMResource", "DescribeTPMResource"]
+    # Scheduling a release lowers the bill, growing to 3 units raises it: the cheaper change goes first.
+    assert actions == ["DescribeTPMResource", "AutoReleaseTPMResource", "ResizeTPMResource", "DescribeTPMResource"]
 
 
-def test_adopt_cancels_a_scheduled_release_the_inputs_do_not_have(host: ProviderHost, control) -> None:
-    existing, _ = host.up({"model": MODEL, "purchaseCount": 2, "releaseTime": RELEASE_1}, name="old")
+def test_adopt_cancels_a_scheduled_release_the_inputs_do_not_have(host: ProviderHost, control, buy_elsewhere) -> None:
+    existing = buy_elsewhere({"model": MODEL, "purchaseCount": 2, "releaseTime": RELEASE_1})
     control.clear_requests()
     _, outs = host.up({"model": MODEL, "purchaseCount": 2, "adoptInstanceId": existing}, name="adopted")
     assert "releaseTime" not in outs
@@ -203,8 +216,8 @@ def test_adopt_cancels_a_scheduled_release_the_inputs_do_not_have(host: Provider
 
 
 @pytest.mark.parametrize("problem", ["unknown", "other-model", "expired"])
-def test_adopt_refuses_what_cannot_be_adopted(host: ProviderHost, control, problem: str) -> None:
-    existing, _ = host.up({"model": MODEL, "purchaseCount": 1}, name="old")
+def test_adopt_refuses_what_cannot_be_adopted(host: ProviderHost, control, buy_elsewhere, problem: str) -> None:
+    existing = buy_elsewhere({"model": MODEL, "purchaseCount": 1})
     target, model = existing, MODEL
     if problem == "unknown":
         target = "tpm-Nope1234"

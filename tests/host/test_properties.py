@@ -56,7 +56,10 @@ past = st.builds(
     st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2026, 1, 1)).map(lambda d: d.replace(tzinfo=UTC)),
     st.integers(min_value=0, max_value=27),
 )
-instance_ids = st.text(alphabet=string.ascii_letters + string.digits + "-", min_size=1, max_size=24)
+# The two id styles Baidu's documentation and its SDK's mock server show.
+instance_ids = st.one_of(
+    st.from_regex(r"tpm-[A-Za-z0-9]{8}", fullmatch=True), st.from_regex(r"[0-9a-f]{22,24}", fullmatch=True)
+)
 
 
 @st.composite

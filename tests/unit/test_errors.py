@@ -39,7 +39,7 @@ def test_api_error_in_a_2xx_answer() -> None:
 )
 def test_transport_failures(exc: Exception, kind: Kind, text: str) -> None:
     err = from_sdk_exception("PurchaseTPMResource", exc)
-    assert err.kind is kind and err.maybe_applied
+    assert err.kind is kind and not err.definitive_refusal
     assert text in str(err) and "\n" not in str(err)
     assert "HTTPConnectionPool" not in str(err)
 
