@@ -12,9 +12,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from providers.release_time import parse_release_time
-
 from . import faults, journal
+from .bodies import MAX_COUNT
 from .instances import (
     get_instance,
     list_instances,
@@ -25,6 +24,7 @@ from .instances import (
 )
 from .options import OPTION_NAMES, Options, load_options, validate_option, write_option
 from .store import Store, immediate
+from .times import EARLIEST, LATEST, parse_release_time
 
 _UNSET: Any = object()
 
@@ -92,19 +92,26 @@ class SandboxControl:
     ) -> None:
         """Change an instance behind the API's back, as Baidu's web console would.
 
-        `release_time=None` cancels the scheduled release; `status="Stopped"` expires the
-        instance now; `status="Running"` revives it (undoes a stop or release, ends Creating).
+        `count` changes the size at once (cancelling a pending resize order); `release_time=None`
+        cancels the scheduled release (a time in the past is allowed: the instance is then
+        expired); `status="Stopped"` expires the instance now; `status="Running"` revives it
+        (undoes a stop or release, ends Creating).
         """
-        if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
-            raise ValueError(f"count must be an int >= 1, not {count!r}")
+        if count is not None and (isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_COUNT):
+            raise ValueError(f"count must be an int from 1 to {MAX_COUNT}, not {count!r}")
         if status not in (None, "Stopped", "Running"):
             raise ValueError(f"status must be 'Stopped' or 'Running', not {status!r}")
         release_at: float | None = None
-        if release_time is not _UNSET and release_time is not None:
-            moment = release_time if isinstance(release_time, datetime) else parse_release_time(release_time)
-            if moment.tzinfo is None:
+        if isinstance(release_time, datetime):
+            if release_time.tzinfo is None or release_time.utcoffset() is None:
                 raise ValueError("release_time must be timezone-aware")
-            release_at = moment.timestamp()
+            release_at = release_time.timestamp()
+            if not EARLIEST <= release_at <= LATEST:
+                raise ValueError(f"release_time {release_time.isoformat()} is outside the years 0001 to 9999")
+        elif isinstance(release_time, str):
+            release_at = parse_release_time(release_time)
+        elif release_time is not _UNSET and release_time is not None:
+            raise ValueError(f"release_time must be a string, an aware datetime or None, not {release_time!r}")
         with self._store.connection() as conn, immediate(conn):
             now = time.time() + load_options(conn).clock_offset_seconds
             if get_instance(conn, instance_id) is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
+from .errors import ApiError
 from .store import immediate
 
 ACTIONS: tuple[str, ...] = (
@@ -48,26 +49,25 @@ class Fault:
         """The connection is closed with no answer at all."""
         return self.kind in ("drop", "drop_after_commit")
 
-    def answer(self) -> tuple[int, str, str]:
-        """The HTTP status, code and message an error-answering fault sends."""
-        default = 429 if self.kind == "throttle" else 500
-        status = self.status or default
+    def error(self) -> ApiError:
+        """The error answer an error-answering fault sends."""
+        status = self.status or (429 if self.kind == "throttle" else 500)
         code = _CODES_BY_STATUS.get(status, "InternalError" if status >= 500 else "BadRequest")
         if self.kind == "throttle":
             message = "request rate exceeded, retry later"
         else:
             message = "internal error injected by the sandbox"
-        return status, code, message
+        return ApiError(code, message, status=status)
 
 
 def add_fault(conn: sqlite3.Connection, action: str, kind: str, count: int, status: int | None) -> None:
     """Queue `count` units of a fault for `action` ("*" matches every action)."""
     if action != "*" and action not in ACTIONS:
-        raise ValueError(f"unknown action {action!r}; use one of {ACTIONS} or '*'")
+        raise ValueError(f"unknown action {action!r}; use one of {', '.join(ACTIONS)} or '*'")
     if kind not in KINDS:
-        raise ValueError(f"unknown fault kind {kind!r}; use one of {KINDS}")
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise ValueError(f"fault count must be an int >= 1, not {count!r}")
+        raise ValueError(f"unknown fault kind {kind!r}; use one of {', '.join(KINDS)}")
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 2**62:
+        raise ValueError(f"fault count must be an int from 1 to 2**62, not {count!r}")
     if status is not None and (isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599):
         raise ValueError(f"fault status must be an HTTP error status (400-599), not {status!r}")
     with immediate(conn):

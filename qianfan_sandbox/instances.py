@@ -1,8 +1,9 @@
 """TPM quota instances as rows, and how their state reads at a given moment.
 
-Status is never stored: it is derived from timestamps each time it is read (Creating until
-`ready_at`, Stopped once released, expired or past `release_at`). That needs no background
-thread, survives restarts, and makes the sandbox clock offset fast-forward everything at once.
+Status and size are never stored as "now": they are derived from timestamps each time they are
+read (Creating until `ready_at`; Stopped once released, expired or past `release_at`; the
+ordered size once `resize_at` has passed). That needs no background thread, survives restarts,
+and makes the sandbox clock offset fast-forward everything at once.
 """
 
 from __future__ import annotations
@@ -11,16 +12,17 @@ import secrets
 import sqlite3
 import string
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from providers.release_time import BEIJING, format_release_time
+from .bodies import PAYMENT_TIMING
+from .times import beijing_text, utc_text
 
-#: Quota granted per purchased unit.
+#: Quota granted per unit (the seed: 1 unit = 10,000 TPM and 33 RPM; the SDK mock's item agrees).
 TPM_PER_UNIT = 10_000
 RPM_PER_UNIT = 33
-PAYMENT_TIMING = "Postpaid"
-STATUSES = ("Creating", "Running", "Stopped")
+
+#: Describe's `expiredTime` when no release is scheduled, as in Baidu's SDK mock server.
+NOTHING_SCHEDULED = "-"
 
 _ID_ALPHABET = string.ascii_letters + string.digits
 
@@ -38,67 +40,83 @@ class Instance:
     release_at: float | None
     released_at: float | None
     expired_at: float | None
+    #: A resize order: the size Describe shows from `resize_at` on.
+    resize_count: int | None
+    resize_at: float | None
 
     @property
     def released(self) -> bool:
         """Ended by ReleaseTPMResource (as opposed to expiring)."""
         return self.released_at is not None
 
+    def stopped_at(self, now: float) -> float | None:
+        """When the instance stopped (released, expired, or its release time passed), if it has."""
+        ends = [t for t in (self.released_at, self.expired_at, self.release_at) if t is not None and t <= now]
+        return min(ends) if ends else None
+
     def status(self, now: float) -> str:
         """Creating, Running or Stopped, as Qianfan would report it at `now`."""
-        if self.released_at is not None:
+        if self.stopped_at(now) is not None:
             return "Stopped"
-        if self.expired_at is not None and self.expired_at <= now:
-            return "Stopped"
-        if self.release_at is not None and self.release_at <= now:
-            return "Stopped"
-        if self.ready_at > now:
-            return "Creating"
-        return "Running"
+        return "Creating" if self.ready_at > now else "Running"
 
-    def release_time_text(self) -> str | None:
-        """The scheduled release as RFC3339 +08:00, or None when none is scheduled."""
-        return None if self.release_at is None else format_epoch(self.release_at)
+    def units(self, now: float) -> int:
+        """The size Qianfan shows at `now`: a resize order counts once its time has come."""
+        if self.resize_count is not None and self.resize_at is not None and self.resize_at <= now:
+            return self.resize_count
+        return self.count
 
-    def describe_item(self, now: float, sparse: bool) -> dict[str, Any]:
-        """One DescribeTPMResource item; `sparse` keeps only the fields Baidu documents."""
-        release_time = self.release_time_text()
-        item: dict[str, Any] = {"instanceId": self.instance_id}
-        if not sparse:
+    def expired_time(self, now: float) -> str:
+        """Describe's `expiredTime`: when the instance stops or stopped, in UTC, else `-`.
+
+        Baidu documents `-` for "nothing scheduled" (SDK mock) but no spelling for a scheduled
+        release; the sandbox's choice is `startTime`'s spelling, UTC with `Z`.
+        """
+        end = self.stopped_at(now)
+        if end is None:
+            end = self.release_at
+        return NOTHING_SCHEDULED if end is None else utc_text(end)
+
+    def describe_item(self, now: float, shape: str) -> dict[str, Any]:
+        """One DescribeTPMResource item: Baidu's seven fields, or with `rich` also model, count, releaseTime."""
+        units = self.units(now)
+        item: dict[str, Any] = {
+            "instanceId": self.instance_id,
+            "paymentTiming": self.payment_timing,
+            "rpm": units * RPM_PER_UNIT,
+            "tpm": units * TPM_PER_UNIT,
+            "status": self.status(now),
+            "startTime": utc_text(self.created_at),
+            "expiredTime": self.expired_time(now),
+        }
+        if shape == "rich":
             item["model"] = self.model
-        item["paymentTiming"] = self.payment_timing
-        if not sparse:
-            item["count"] = self.count
-        item["tpm"] = self.count * TPM_PER_UNIT
-        item["rpm"] = self.count * RPM_PER_UNIT
-        item["status"] = self.status(now)
-        item["startTime"] = format_epoch(self.created_at)
-        if not sparse:
-            item["releaseTime"] = release_time
-        item["expiredTime"] = release_time or ""
+            item["count"] = units
+            item["releaseTime"] = None if self.release_at is None else beijing_text(self.release_at)
         return item
 
     def control_item(self, now: float) -> dict[str, Any]:
-        """What SandboxControl.instances() reports: Describe's view plus `released`."""
+        """What SandboxControl.instances() reports about the instance at `now`."""
         return {
             "instanceId": self.instance_id,
             "model": self.model,
-            "count": self.count,
+            "count": self.units(now),
             "paymentTiming": self.payment_timing,
             "status": self.status(now),
-            "releaseTime": self.release_time_text(),
-            "startTime": format_epoch(self.created_at),
+            "releaseTime": None if self.release_at is None else beijing_text(self.release_at),
+            "startTime": beijing_text(self.created_at),
             "released": self.released,
         }
 
 
-def format_epoch(moment: float) -> str:
-    """RFC3339 in Beijing time, the spelling Qianfan uses for every time it returns."""
-    return format_release_time(datetime.fromtimestamp(moment, BEIJING))
+def new_instance_id(style: str) -> str:
+    """`tpm-` + 8 letters/digits (the seed's `tpm-Vlxxxx3F`), or 24 hex digits for `hex`.
 
-
-def new_instance_id() -> str:
-    """`tpm-` and eight random letters or digits, like the id in Baidu's example answer."""
+    The hex length is that of the id on Baidu's DescribeTPMResource page (`a0085162fxxxx0a49d19e58e`);
+    the SDK mock's ids are shorter because their `x`s stand for an unknown number of characters.
+    """
+    if style == "hex":
+        return secrets.token_hex(12)
     return "tpm-" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(8))
 
 
@@ -113,6 +131,8 @@ def _from_row(row: sqlite3.Row) -> Instance:
         release_at=row["release_at"],
         released_at=row["released_at"],
         expired_at=row["expired_at"],
+        resize_count=row["resize_count"],
+        resize_at=row["resize_at"],
     )
 
 
@@ -138,31 +158,43 @@ def insert_instance(
     now: float,
     creating_seconds: float,
     release_at: float | None,
+    id_style: str,
 ) -> str:
     """Create a new instance and return its id; the caller holds the write transaction."""
     while True:
-        instance_id = new_instance_id()
+        instance_id = new_instance_id(id_style)
         try:
             conn.execute(
                 "INSERT INTO instances (instance_id, model, count, payment_timing, created_at, "
                 "ready_at, release_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    instance_id,
-                    model,
-                    count,
-                    PAYMENT_TIMING,
-                    now,
-                    now + creating_seconds,
-                    release_at,
-                ),
+                (instance_id, model, count, PAYMENT_TIMING, now, now + creating_seconds, release_at),
             )
         except sqlite3.IntegrityError:
-            continue  # a 62**8 collision; draw again
+            continue  # an id collision; draw again
         return instance_id
 
 
+def order_resize(conn: sqlite3.Connection, instance: Instance, count: int, now: float, delay: float) -> None:
+    """Resize: a due order is applied first; the new size shows at once, or after `delay` seconds."""
+    current = instance.units(now)
+    if delay <= 0:
+        conn.execute(
+            "UPDATE instances SET count = ?, resize_count = NULL, resize_at = NULL WHERE instance_id = ?",
+            (count, instance.instance_id),
+        )
+    else:
+        conn.execute(
+            "UPDATE instances SET count = ?, resize_count = ?, resize_at = ? WHERE instance_id = ?",
+            (current, count, now + delay, instance.instance_id),
+        )
+
+
 def set_count(conn: sqlite3.Connection, instance_id: str, count: int) -> None:
-    conn.execute("UPDATE instances SET count = ? WHERE instance_id = ?", (count, instance_id))
+    """Change the size at once, cancelling any resize order (a change made in Baidu's console)."""
+    conn.execute(
+        "UPDATE instances SET count = ?, resize_count = NULL, resize_at = NULL WHERE instance_id = ?",
+        (count, instance_id),
+    )
 
 
 def set_release_at(conn: sqlite3.Connection, instance_id: str, release_at: float | None) -> None:

@@ -17,16 +17,21 @@ from .store import immediate
 
 @dataclass(frozen=True)
 class Options:
-    """The options in force for one request; defaults mimic what Baidu is believed to do."""
+    """The options in force for one request; each default is Baidu's documented behaviour or, where
+    Baidu documents none, the sandbox's choice (README, "Sandbox")."""
 
     #: How long a new instance reports `Creating` before `Running`.
     creating_seconds: float = 1.0
-    #: Delay added to every request before it is handled.
+    #: Delay added to every authenticated request before it is handled.
     latency_ms: float = 0.0
     #: Added to "now" for expiry, status and releaseTime checks (not for signatures).
     clock_offset_seconds: float = 0.0
-    #: "full" items carry model/count/releaseTime; "sparse" items only the documented fields.
-    describe_mode: str = "full"
+    #: "documented": Describe items carry exactly Baidu's seven fields; "rich": also model, count, releaseTime.
+    describe_shape: str = "documented"
+    #: "tpm": ids like `tpm-Vlxxxx3F`; "hex": 24 hex digits like `a0085162fxxxx0a49d19e58e`.
+    id_style: str = "tpm"
+    #: How long after a Resize its new size shows in Describe (Baidu: Resize creates an order).
+    resize_delay_seconds: float = 0.0
     #: "stopped": a released instance is listed as Stopped; "hidden": it is not listed.
     released_visibility: str = "stopped"
     #: "empty": Describe of an unknown instanceId lists nothing; "error": 404 ResourceNotFound.
@@ -36,12 +41,20 @@ class Options:
 
 
 _CHOICES: dict[str, tuple[str, ...]] = {
-    "describe_mode": ("full", "sparse"),
+    "describe_shape": ("documented", "rich"),
+    "id_style": ("tpm", "hex"),
     "released_visibility": ("stopped", "hidden"),
     "unknown_instance": ("empty", "error"),
     "release_again": ("error", "ok"),
 }
-_NON_NEGATIVE = ("creating_seconds", "latency_ms")
+_CENTURY = 100 * 366 * 86400.0
+#: Inclusive bounds of the numeric options, so no sum or date built from them can overflow.
+_RANGES: dict[str, tuple[float, float]] = {
+    "creating_seconds": (0.0, _CENTURY),
+    "latency_ms": (0.0, 600_000.0),
+    "clock_offset_seconds": (-_CENTURY, _CENTURY),
+    "resize_delay_seconds": (0.0, _CENTURY),
+}
 OPTION_NAMES: tuple[str, ...] = tuple(f.name for f in fields(Options))
 
 
@@ -51,13 +64,26 @@ def validate_option(name: str, value: Any) -> Any:
         raise ValueError(f"unknown sandbox option {name!r}; known: {', '.join(OPTION_NAMES)}")
     if name in _CHOICES:
         if value not in _CHOICES[name]:
-            raise ValueError(f"option {name} must be one of {_CHOICES[name]}, not {value!r}")
+            raise ValueError(f"option {name} must be one of {', '.join(_CHOICES[name])}, not {value!r}")
         return value
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    low, high = _RANGES[name]
+    number = _finite(value)
+    if number is None:
         raise ValueError(f"option {name} must be a finite number, not {value!r}")
-    if name in _NON_NEGATIVE and value < 0:
-        raise ValueError(f"option {name} must not be negative, not {value!r}")
-    return float(value)
+    if not low <= number <= high:
+        raise ValueError(f"option {name} must be from {low:g} to {high:g}, not {value!r}")
+    return number
+
+
+def _finite(value: Any) -> float | None:
+    """`value` as a finite float, or None for anything else (bool, text, NaN, an int too big for a float)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def write_option(conn: sqlite3.Connection, name: str, value: Any) -> None:

@@ -6,20 +6,38 @@ a bad path fails there, with the path in the message, rather than on the first r
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 
-from providers.models import allowed_models
-
 from .auth import SANDBOX_ACCESS_KEY, SANDBOX_SECRET_KEY
 from .errors import SandboxError
-from .handler import App, SandboxHTTPServer
+from .handler import App, SandboxServer
+from .models import accepted_models
 from .store import Store
 
 #: The only interface the sandbox ever listens on: it must never be reachable from elsewhere.
 LOOPBACK = "127.0.0.1"
+#: How long a client has to send a whole request (line, headers, body) once connected.
+DEFAULT_REQUEST_TIMEOUT_SECONDS = 10.0
+#: Connections served at once; more get 503 ServiceUnavailable at once.
+DEFAULT_MAX_CONNECTIONS = 256
+
+
+def _checked_credentials(credentials: Mapping[str, str] | None) -> dict[str, str]:
+    if credentials is None:
+        return {SANDBOX_ACCESS_KEY: SANDBOX_SECRET_KEY}
+    checked = dict(credentials)
+    if not checked:
+        raise SandboxError("sandbox credentials: give at least one access key / secret key pair")
+    for access_key, secret_key in checked.items():
+        if not isinstance(access_key, str) or not access_key or "/" in access_key or not access_key.isprintable():
+            raise SandboxError("sandbox credentials: an access key must be printable text without '/'")
+        if not isinstance(secret_key, str) or not secret_key:
+            raise SandboxError("sandbox credentials: a secret key must be non-empty text")
+    return checked
 
 
 class Sandbox:
@@ -32,12 +50,29 @@ class Sandbox:
         *,
         port: int = 0,
         extra_models: Iterable[str] = (),
+        request_timeout_seconds: float = DEFAULT_REQUEST_TIMEOUT_SECONDS,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise SandboxError(f"sandbox port must be a whole number from 0 to 65535, not {port!r}")
+        if not isinstance(request_timeout_seconds, (int, float)) or not (
+            math.isfinite(request_timeout_seconds) and 0 < request_timeout_seconds <= 3600
+        ):
+            raise SandboxError(
+                f"sandbox request timeout must be from 0 to 3600 seconds, not {request_timeout_seconds!r}"
+            )
+        if isinstance(max_connections, bool) or not isinstance(max_connections, int) or max_connections < 1:
+            raise SandboxError(f"sandbox max_connections must be a whole number >= 1, not {max_connections!r}")
+        try:
+            self._models = accepted_models(extra_models)
+        except ValueError as exc:
+            raise SandboxError(f"sandbox models: {exc}") from None
         self.db_path = Path(db_path)
-        self._credentials = dict(credentials) if credentials is not None else {SANDBOX_ACCESS_KEY: SANDBOX_SECRET_KEY}
+        self._credentials = _checked_credentials(credentials)
         self._requested_port = port
-        self._models = frozenset(allowed_models(extra_models))
-        self._server: SandboxHTTPServer | None = None
+        self._request_timeout = float(request_timeout_seconds)
+        self._max_connections = max_connections
+        self._server: SandboxServer | None = None
         self._thread: threading.Thread | None = None
 
     def start(self) -> Sandbox:
@@ -45,9 +80,9 @@ class Sandbox:
         if self._server is not None:
             return self
         store = Store.open(self.db_path)
-        app = App(store=store, credentials=self._credentials, models=self._models)
+        app = App(store, self._credentials, self._models, self._request_timeout, self._max_connections)
         try:
-            server = SandboxHTTPServer((LOOPBACK, self._requested_port), app)
+            server = SandboxServer((LOOPBACK, self._requested_port), app)
         except OSError as exc:
             raise SandboxError(
                 f"sandbox cannot listen on {LOOPBACK}:{self._requested_port} "
