@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, StrictInt, StrictStr, ValidationError, ValidationInfo
-from pydantic_core import PydanticCustomError
+from pydantic_core import PydanticCustomError, from_json
 
 from .errors import ApiError, echo
 from .times import parse_release_time
@@ -146,6 +146,10 @@ _MAX_LISTED = 5
 
 def parse_body(kind: type[B], raw: bytes, rules: Rules) -> B:
     """Validate a raw body; ApiError in Baidu's codes, naming every refused field."""
+    try:
+        from_json(raw, allow_inf_nan=False)  # NaN and Infinity are not JSON (RFC 8259)
+    except ValueError:
+        raise ApiError("MalformedJSON", "the request body is not valid JSON") from None
     try:
         return kind.model_validate_json(raw, strict=True, context=rules)
     except ValidationError as exc:

@@ -135,6 +135,8 @@ class Connection(socketserver.BaseRequestHandler):
             answer = self._answer(reader, app)
         except ApiError as exc:
             answer = failure(exc)
+            if exc.code == "RequestTimeout":
+                self._unread = False  # a client too slow to send is not waited for again
         except wire.EndOfStream:
             if reader.received == 0:
                 wire.close_gracefully(self.request, unread=False)
