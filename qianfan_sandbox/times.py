@@ -17,6 +17,8 @@ import math
 import re
 from datetime import UTC, datetime, timedelta, timezone
 
+from .errors import echo
+
 #: The zone of the `YYYY-MM-DD HH:MM:SS` spelling (the sandbox's choice; Baidu does not say).
 BEIJING = timezone(timedelta(hours=8))
 
@@ -29,9 +31,10 @@ ACCEPTED = (
     "or YYYY-MM-DD HH:MM:SS, read as Beijing time (UTC+08:00)"
 )
 
-_DATE_TIME = r"(\d{4})-(\d{2})-(\d{2})"
-_RFC3339 = re.compile(_DATE_TIME + r"[Tt](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
-_STANDARD = re.compile(_DATE_TIME + r" (\d{2}):(\d{2}):(\d{2})")
+# [0-9], not \d: \d also matches other scripts' digits, which int() would then accept.
+_DATE_TIME = r"([0-9]{4})-([0-9]{2})-([0-9]{2})"
+_RFC3339 = re.compile(_DATE_TIME + r"[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2})")
+_STANDARD = re.compile(_DATE_TIME + r" ([0-9]{2}):([0-9]{2}):([0-9]{2})")
 
 
 def parse_release_time(text: str) -> float:
@@ -39,7 +42,7 @@ def parse_release_time(text: str) -> float:
     rfc = _RFC3339.fullmatch(text)
     standard = None if rfc else _STANDARD.fullmatch(text)
     if rfc is None and standard is None:
-        raise ValueError(f"{_echo(text)} is not a time Qianfan accepts; use {ACCEPTED}")
+        raise ValueError(f"{echo(text)} is not a time Qianfan accepts; use {ACCEPTED}")
     match = rfc or standard
     assert match is not None
     year, month, day, hour, minute, second = (int(match.group(i)) for i in range(1, 7))
@@ -51,9 +54,9 @@ def parse_release_time(text: str) -> float:
     try:
         moment = datetime(year, month, day, hour, minute, second, tzinfo=zone).timestamp() + fraction
     except (ValueError, OverflowError) as exc:
-        raise ValueError(f"{_echo(text)} is not a valid date and time ({exc})") from None
+        raise ValueError(f"{echo(text)} is not a valid date and time ({exc})") from None
     if not EARLIEST <= moment <= LATEST:
-        raise ValueError(f"{_echo(text)} is outside the years 0001 to 9999")
+        raise ValueError(f"{echo(text)} is outside the years 0001 to 9999")
     return moment
 
 
@@ -62,7 +65,7 @@ def _offset(text: str, whole: str) -> timezone:
         return UTC
     hours, minutes = int(text[1:3]), int(text[4:6])
     if hours > 23 or minutes > 59:
-        raise ValueError(f"{_echo(whole)} has an impossible UTC offset {text}")
+        raise ValueError(f"{echo(whole)} has an impossible UTC offset {text}; use {ACCEPTED}")
     sign = 1 if text[0] == "+" else -1
     return timezone(sign * timedelta(hours=hours, minutes=minutes))
 
@@ -75,8 +78,3 @@ def utc_text(moment: float) -> str:
 def beijing_text(moment: float) -> str:
     """`2031-01-01T00:00:00+08:00`: the control rows' spelling of a time (whole seconds)."""
     return datetime.fromtimestamp(math.floor(moment), BEIJING).isoformat()
-
-
-def _echo(text: str) -> str:
-    """A client's text quoted for a message, cut short so no answer grows with the request."""
-    return repr(text if len(text) <= 60 else text[:60] + "…")
