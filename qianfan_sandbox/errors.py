@@ -54,7 +54,7 @@ _CODES = (
     Code(
         "MalformedJSON",
         400,
-        "the body is not JSON (empty, cut short, nested over 200 deep, a lone surrogate)",
+        "the body is not JSON (empty, cut short, NaN, nested over 200 deep, a lone surrogate)",
         DOCUMENTED,
     ),
     Code(
@@ -66,10 +66,11 @@ _CODES = (
     Code(
         "InvalidHTTPRequest",
         400,
-        "the body is not UTF-8 (documented); the request line or a header is malformed (chosen)",
+        "the body is not UTF-8 (documented); a malformed request line or header, "
+        "a body shorter than its Content-Length (chosen)",
         DOCUMENTED,
     ),
-    Code("InvalidURI", 400, "the query repeats a parameter", DOCUMENTED),
+    Code("InvalidURI", 400, "the query repeats a parameter or has over 20", DOCUMENTED),
     Code("InternalError", 500, "a sandbox bug, or an injected `error` fault", DOCUMENTED),
     Code("NotFound", 404, "a path other than /v2/charge", CHOSEN),
     Code("MethodNotAllowed", 405, "a method other than POST", CHOSEN),
