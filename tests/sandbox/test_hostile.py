@@ -229,8 +229,10 @@ def test_threads_are_released_after_timeouts(sandbox: Sandbox) -> None:
     before = threading.active_count()
     sockets = [socket.create_connection(("127.0.0.1", sandbox.port), timeout=TIMEOUT) for _ in range(20)]
     try:
-        time.sleep(0.1)
-        assert threading.active_count() >= before + 20
+        deadline = time.monotonic() + 5
+        while threading.active_count() < before + 20 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert threading.active_count() >= before + 20  # one thread per connection
         deadline = time.monotonic() + REQUEST_TIMEOUT + 5
         while threading.active_count() > before and time.monotonic() < deadline:
             time.sleep(0.05)
