@@ -156,7 +156,10 @@ class Connection(socketserver.BaseRequestHandler):
     def _answer(self, reader: wire.Reader, app: App) -> Answer:
         head = wire.read_head(reader)
         self._head_only = head.method == "HEAD"
-        url = urlsplit(head.target)
+        try:
+            url = urlsplit(head.target)
+        except ValueError:  # e.g. an unclosed IPv6 bracket in an absolute-form target
+            raise ApiError("InvalidURI", "the request target cannot be parsed as a URI") from None
         if url.path != CHARGE_PATH:
             raise ApiError("NotFound", f"no such route {url.path[:64]!r}; use POST {CHARGE_PATH}")
         if head.method != "POST":

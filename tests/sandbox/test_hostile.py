@@ -108,6 +108,8 @@ def test_huge_and_odd_strings_are_refused_briefly(client: Client) -> None:
         (b"POST /v2/charge HTTP/2.0\r\n\r\n", 505, "HTTPVersionNotSupported"),
         (b"POST /v2/charge HTTX/1.1\r\n\r\n", 400, "InvalidHTTPRequest"),
         (b"POST /v2/ch\xc3\xa4rge HTTP/1.1\r\n\r\n", 400, "InvalidURI"),
+        (b"POST http://[::1/v2/charge HTTP/1.1\r\n\r\n", 400, "InvalidURI"),
+        (b"POST //[/v2/charge HTTP/1.1\r\n\r\n", 400, "InvalidURI"),
         (b"POST /v2/charge HTTP/1.1\r\nNo colon here\r\n\r\n", 400, "InvalidHTTPRequest"),
         (b"POST /v2/charge HTTP/1.1\r\nBad Name: x\r\n\r\n", 400, "InvalidHTTPRequest"),
         (b"POST /v2/charge HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n", 400, "InvalidHTTPRequest"),
