@@ -1,0 +1,162 @@
+"""The real `qianfan` SDK against the standalone sandbox (`python -m qianfan_sandbox`).
+
+Both run as child processes: the SDK reads its endpoint and keys from the environment and
+keeps a process-wide config singleton, which must not leak into other tests.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from qianfan_sandbox import SANDBOX_ACCESS_KEY, SANDBOX_SECRET_KEY, SandboxControl
+from tests.sandbox.helpers import PROJECT_ROOT, child_env, standalone
+
+CHILD_TIMEOUT = 60
+
+
+@pytest.fixture
+def server(db_path: Path) -> Iterator[str]:
+    with standalone(db_path, "--creating-seconds", "0", "--extra-models", "sdk-test-model, other-model") as url:
+        yield url
+
+
+def run_sdk(url: str, script: str, access_key: str = SANDBOX_ACCESS_KEY, secret_key: str = SANDBOX_SECRET_KEY) -> Any:
+    """Run `script` with the SDK configured for the sandbox; it prints one JSON value last."""
+    env = child_env(QIANFAN_ACCESS_KEY=access_key, QIANFAN_SECRET_KEY=secret_key, QIANFAN_CONSOLE_API_BASE_URL=url)
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=CHILD_TIMEOUT,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_sdk_purchase_describe_resize_auto_release_release(server: str, db_path: Path) -> None:
+    result = run_sdk(
+        server,
+        """
+        import json
+        from qianfan.resources.console.utils import call_action
+        from qianfan.resources.console.charge import Charge
+
+        bought = call_action("/v2/charge", "PurchaseTPMResource", {
+            "model": "ernie-3.5-8k",
+            "billing": {"paymentTiming": "Postpaid", "releaseTime": "2030-01-25 12:30:30"},
+            "purchaseCount": 2,
+        })
+        instance_id = bought.body["result"]["instanceId"]
+        listed = call_action("/v2/charge", "DescribeTPMResource", {"model": "ernie-3.5-8k"})
+        resized = Charge.resize_tpm_resource(instance_id=instance_id, count=3)
+        cancelled = Charge.auto_release_tpm_resource(instance_id=instance_id, release_time=None)
+        after = Charge.tpm_credit_info(model="ernie-3.5-8k", instance_id=instance_id)
+        custom = Charge.charge_tpm_credit(
+            model="sdk-test-model", purchase_count=1, billing={"paymentTiming": "Postpaid"})
+        released = Charge.stop_tpm_credit_charging(model="ernie-3.5-8k", instance_id=instance_id)
+        final = Charge.tpm_credit_info(model="ernie-3.5-8k")
+        print(json.dumps({
+            "code": bought.code,
+            "request_id_header": bought.headers.get("X-Bce-Request-Id"),
+            "request_id": bought.body["requestId"],
+            "instance_id": instance_id,
+            "listed": listed.body["result"]["instances"],
+            "resized": resized.body["result"],
+            "cancelled": cancelled.body["result"],
+            "after": after.body["result"]["instances"],
+            "custom": custom.body["result"]["instanceId"],
+            "released": released.body["result"],
+            "final": final.body["result"]["instances"],
+        }))
+    """,
+    )
+    assert result["code"] == 200
+    assert result["request_id_header"] == result["request_id"]
+    instance_id = result["instance_id"]
+    assert re.fullmatch(r"tpm-[A-Za-z0-9]{8}", instance_id)
+    [listed] = result["listed"]
+    assert set(listed) == {"instanceId", "paymentTiming", "rpm", "tpm", "status", "startTime", "expiredTime"}
+    assert (listed["instanceId"], listed["tpm"], listed["rpm"], listed["status"]) == (instance_id, 20000, 66, "Running")
+    assert listed["expiredTime"] == "2030-01-25T04:30:30Z"
+    assert result["resized"] is True and result["cancelled"] is True and result["released"] is True
+    [after] = result["after"]
+    assert (after["tpm"], after["expiredTime"], after["status"]) == (30000, "-", "Running")
+    assert [i["status"] for i in result["final"]] == ["Stopped"]
+    rows = {row["instanceId"]: row for row in SandboxControl(db_path).instances()}
+    assert rows[instance_id]["released"] is True and rows[instance_id]["count"] == 3
+    assert rows[result["custom"]]["model"] == "sdk-test-model"
+    assert [r["action"] for r in SandboxControl(db_path).requests()] == [
+        "PurchaseTPMResource",
+        "DescribeTPMResource",
+        "ResizeTPMResource",
+        "AutoReleaseTPMResource",
+        "DescribeTPMResource",
+        "PurchaseTPMResource",
+        "ReleaseTPMResource",
+        "DescribeTPMResource",
+    ]
+
+
+REFUSED_PURCHASE = """
+    import json
+    import qianfan.errors
+    from qianfan.resources.console.utils import call_action
+
+    try:
+        call_action("/v2/charge", "PurchaseTPMResource", {
+            "model": "ernie-3.5-8k", "billing": {"paymentTiming": "Postpaid"}, "purchaseCount": 1})
+    except qianfan.errors.RequestError as exc:
+        print(json.dumps({"status": exc.status_code,
+                          "code": exc.headers.get("X-Bce-Error-Code"),
+                          "explained": "可能的原因" in str(exc),
+                          "blames": "Secret Key" if "Secret Key(" in str(exc) else
+                                    "Access Key" if "Access Key(" in str(exc) else None}))
+    else:
+        print(json.dumps(None))
+"""
+
+
+@pytest.mark.parametrize(
+    ("access_key", "secret_key", "status", "code", "blames"),
+    [
+        (SANDBOX_ACCESS_KEY, "definitely-wrong", 400, "SignatureDoesNotMatch", "Secret Key"),
+        ("unknown-access-key", SANDBOX_SECRET_KEY, 403, "InvalidAccessKeyId", "Access Key"),
+    ],
+)
+def test_sdk_explains_refused_keys(
+    server: str, db_path: Path, access_key: str, secret_key: str, status: int, code: str, blames: str
+) -> None:
+    result = run_sdk(server, REFUSED_PURCHASE, access_key=access_key, secret_key=secret_key)
+    assert result is not None, "the purchase was accepted with wrong keys"
+    # The SDK recognises Baidu's exact messages and names the key to check.
+    assert result == {"status": status, "code": code, "explained": True, "blames": blames}
+    assert SandboxControl(db_path).instances() == []
+    assert SandboxControl(db_path).requests() == []  # refused requests are not journaled
+
+
+def test_sdk_sees_invalid_parameter_as_a_request_error(server: str) -> None:
+    result = run_sdk(
+        server,
+        """
+        import json
+        import qianfan.errors
+        from qianfan.resources.console.charge import Charge
+
+        try:
+            Charge.charge_tpm_credit(model="ernie-9000", purchase_count=1, billing={"paymentTiming": "Postpaid"})
+        except qianfan.errors.RequestError as exc:
+            print(json.dumps({"status": exc.status_code, "body": "InvalidParameter" in str(exc)}))
+        """,
+    )
+    assert result == {"status": 400, "body": True}
