@@ -34,7 +34,7 @@ from pulumi.dynamic.dynamic import serialize_provider
 from bench.noop_provider import NoopProvider
 from hostdriver import ProviderHost
 from providers import TPMQuotaProvider
-from providers.sandbox import SandboxControl
+from qianfan_sandbox import SandboxControl
 
 AK, SK = "bench-access-key", "bench-secret-key"
 MODELS = ["ernie-speed-8k", "ernie-lite-8k", "ernie-speed-128k", "ernie-tiny-8k"]

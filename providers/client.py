@@ -34,7 +34,7 @@ _SANDBOXES: dict[Path, Any] = {}
 
 def embedded_sandbox_url(settings: Settings, access_key: str, secret_key: str) -> str:
     """Start (once per process and database) the sandbox inside the provider host; give its URL."""
-    from .sandbox import start_sandbox
+    from qianfan_sandbox import start_sandbox
 
     path = Path(settings.sandbox_path).expanduser().resolve()
     with _SANDBOX_LOCK:
@@ -165,7 +165,7 @@ class QianfanClient:
                 hint=CREDENTIALS_HINT,
             )
         if settings.sandbox:
-            from .sandbox import SANDBOX_ACCESS_KEY, SANDBOX_SECRET_KEY, SandboxError
+            from qianfan_sandbox import SANDBOX_ACCESS_KEY, SANDBOX_SECRET_KEY, SandboxError
 
             if not access_key or not secret_key:
                 access_key, secret_key = SANDBOX_ACCESS_KEY, SANDBOX_SECRET_KEY

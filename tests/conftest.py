@@ -45,7 +45,7 @@ def scan_host(host: ProviderHost, db: Path | None) -> None:
     texts = {f"host RPC answer #{i}": t for i, t in enumerate(host.transcript)}
     texts["host stderr"] = host.stderr_text()
     if db is not None and db.exists():
-        from providers.sandbox import SandboxControl
+        from qianfan_sandbox import SandboxControl
 
         for i, request in enumerate(SandboxControl(db).requests()):
             texts[f"request body #{i} ({request['action']})"] = json.dumps(request["body"])
@@ -74,7 +74,7 @@ def sandbox_db(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def control(sandbox_db: Path):
-    from providers.sandbox import SandboxControl
+    from qianfan_sandbox import SandboxControl
 
     return SandboxControl(sandbox_db)
 

@@ -6,10 +6,16 @@ Each step asserts both what the host answered and the exact requests the sandbox
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
+import textwrap
+from typing import Any
 
 import pytest
 
 from hostdriver import HostError, ProviderHost
+from tests.conftest import ACCESS_KEY, SECRET_KEY
+from tests.sandbox.helpers import child_env, standalone
 
 MODEL = "ernie-speed-8k"
 RELEASE_1 = "2031-03-04T05:06:07+08:00"
@@ -166,16 +172,43 @@ def test_delete_of_unknown_instance_succeeds(host: ProviderHost, control) -> Non
     assert MODEL not in others and len(others) == len(requests[3:]) > 20
 
 
-def test_sparse_describe_is_tolerated(host: ProviderHost, control) -> None:
-    """Describe without model, count or releaseTime: units come from tpm, release time from state."""
-    control.set_option("describe_mode", "sparse")
-    id_, outs = host.up({"model": MODEL, "purchaseCount": 4, "releaseTime": RELEASE_1})
-    assert outs["purchaseCount"] == 4 and outs["releaseTime"] == RELEASE_1
-    control.update_instance(id_, count=6)
+def sdk_call(db, action: str, body: dict[str, Any]) -> None:
+    """Change an instance the way a script or the console would: the real `qianfan` SDK, in its own
+    process (its config is process-wide), against a standalone sandbox on the same database."""
+    script = textwrap.dedent(
+        f"""
+        from qianfan.resources.console.utils import call_action
+        call_action("/v2/charge", {action!r}, {body!r})
+        """
+    )
+    with standalone(db, "--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY) as url:
+        env = child_env(QIANFAN_ACCESS_KEY=ACCESS_KEY, QIANFAN_SECRET_KEY=SECRET_KEY, QIANFAN_CONSOLE_API_BASE_URL=url)
+        done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+@pytest.mark.parametrize("shape", ["documented", "rich"])
+def test_changes_made_outside_pulumi_show_as_drift_in_either_answer_shape(
+    host: ProviderHost, control, sandbox_db, shape: str
+) -> None:
+    """Baidu's documented Describe item carries no count and no releaseTime: units come from `tpm`
+    and the scheduled release from `expiredTime`. The rich shape carries both directly."""
+    control.set_option("describe_shape", shape)
+    program = {"model": MODEL, "purchaseCount": 4, "releaseTime": RELEASE_1}
+    id_, outs = host.up(program)
+    assert outs["purchaseCount"] == 4 and outs["releaseTime"] == RELEASE_1 and outs["tpm"] == 40_000
+
+    sdk_call(sandbox_db, "ResizeTPMResource", {"instanceId": id_, "count": 6})
+    sdk_call(sandbox_db, "AutoReleaseTPMResource", {"instanceId": id_, "releaseTime": "2032-01-01T00:00:00+08:00"})
     _, read_outs, read_inputs = host.read(id_, outs)
-    assert read_outs["purchaseCount"] == 6 and read_outs["tpm"] == 60_000
-    assert read_outs["releaseTime"] == RELEASE_1  # not reported: kept from state
-    assert read_inputs["purchaseCount"] == 6
+    assert read_outs["purchaseCount"] == 6 and read_outs["tpm"] == 60_000 and read_outs["rpm"] == 198
+    assert read_outs["releaseTime"] == read_inputs["releaseTime"] == "2032-01-01T00:00:00+08:00"
+    news, _ = host.check(program, olds=read_inputs)
+    assert host.diff(id_, read_outs, news)["changes"] == "DIFF_SOME"  # the next `pulumi up` puts it back
+
+    sdk_call(sandbox_db, "AutoReleaseTPMResource", {"instanceId": id_})  # cancelled in the console
+    _, read_outs, read_inputs = host.read(id_, read_outs)
+    assert "releaseTime" not in read_outs and "releaseTime" not in read_inputs
 
 
 def test_update_of_an_instance_gone_outside_pulumi_says_refresh(host: ProviderHost, control) -> None:

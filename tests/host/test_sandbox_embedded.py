@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hostdriver import ProviderHost
-from providers.sandbox import SANDBOX_ACCESS_KEY, SandboxControl
+from qianfan_sandbox import SANDBOX_ACCESS_KEY, SandboxControl
 from tests.conftest import sandbox_config, scan_host
 
 MODEL = "ernie-speed-8k"

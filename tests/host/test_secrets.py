@@ -71,7 +71,7 @@ def test_failures_on_every_action_leak_nothing(make_host, control, fault: str, s
 def test_wrong_secret_key_error_is_one_readable_line_without_keys(make_host, sandbox_db) -> None:
     # The embedded sandbox accepts the configured pair; a second host with a wrong secret key
     # talks to the same sandbox through the standalone server.
-    from providers.sandbox import start_sandbox
+    from qianfan_sandbox import start_sandbox
 
     with start_sandbox(sandbox_db, {ACCESS_KEY: SECRET_KEY}) as sandbox:
         host = make_host(
@@ -93,7 +93,7 @@ def test_wrong_secret_key_error_is_one_readable_line_without_keys(make_host, san
 
 def test_sdk_error_text_itself_carries_the_access_key(sandbox_db) -> None:
     """Why the mapping in providers/errors.py matters: the SDK's raw message would leak."""
-    from providers.sandbox import start_sandbox
+    from qianfan_sandbox import start_sandbox
 
     script = textwrap.dedent(
         f"""
