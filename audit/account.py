@@ -79,14 +79,23 @@ class _ReadOnlyClient(QianfanClient):
 
 
 def _shape_problem(result: Any) -> str | None:
-    """Why `result` is not Baidu's `{"instances": [...]}` (or a bare list of instances), else None."""
-    if isinstance(result, dict):
-        items = result.get("instances")
-        if not isinstance(items, list):
-            keys = ", ".join(sorted(map(str, result))[:5]) or "none"
-            return f"an object without an 'instances' list (keys: {keys})"
-    elif isinstance(result, list):
+    """Why `result` cannot be Baidu's `{"instances": [...]}` (nor a bare list of instances), else None.
+
+    `{"instances": null}` and `{}` are read as "no instances" (what a server that drops empty lists
+    sends); an object holding lists or objects under other names is not, since it may hold
+    instances this audit cannot see.
+    """
+    if isinstance(result, list):
         items = result
+    elif isinstance(result, dict):
+        items = result.get("instances")
+        if items is None:
+            nested = sorted(str(k) for k, v in result.items() if isinstance(v, (list, dict)))
+            if nested:
+                return f"an object without an 'instances' list (it holds {', '.join(nested[:5])})"
+            items = []
+        elif not isinstance(items, list):
+            return f"'instances' as a {type(items).__name__}, not a list"
     else:
         return f"a {type(result).__name__}, not a list of instances"
     for position, item in enumerate(items):
@@ -171,6 +180,8 @@ class Account:
                 if err.kind in _HOPELESS:
                     stop.set()
                 text = str(err).replace("qianfan:timeoutSeconds", "--timeout-seconds")
+                if err.kind is Kind.REJECTED:
+                    text += " (if Qianfan no longer offers this model, leave it out with --models)"
                 failures[model] = text
                 return
             except _GarbageAnswer as exc:
