@@ -85,6 +85,7 @@ def _shape_problem(result: Any) -> str | None:
     sends); an object holding lists or objects under other names is not, since it may hold
     instances this audit cannot see.
     """
+    items: Any
     if isinstance(result, list):
         items = result
     elif isinstance(result, dict):

@@ -20,8 +20,8 @@ from typing import TextIO
 
 from .account import DOCUMENTED_MODELS, Account, AccountError, AuditIncomplete, normalise_time, parse_model_list
 from .reconcile import reconcile
-from .report import render_json, render_table
-from .states import PROJECT, StackState, StateError, read_backend, read_state_file
+from .report import render_json, render_table, visible
+from .states import PROJECT, STDIN, StackState, StateError, read_backend, read_state_file
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_INCOMPLETE = 0, 1, 2
 PROG = "python -m audit"
@@ -139,7 +139,7 @@ def _run(args: argparse.Namespace, env: Mapping[str, str], out: _Printer, err: _
     if args.json:
         out.line(render_json(audit))
         for note in audit.notes:
-            err.line(f"{PROG}: note: {note}")
+            err.line(f"{PROG}: note: {visible(note)}")
     else:
         stacks = {state.stack for state in states if state.stack}
         out.line(
@@ -160,7 +160,7 @@ def _read_states(files: Sequence[str], backends: Sequence[str]) -> tuple[list[St
         notes.extend(remarks)
     unique: dict[str, StackState] = {}
     for state in states:
-        key = state.source if state.source == "-" else os.path.realpath(state.source)
+        key = state.source if state.source == STDIN else os.path.realpath(state.source)
         if key in unique:
             notes.append(f"{state.source}: given more than once; read once")
             continue
@@ -196,7 +196,7 @@ def _models(requested: str | None, extra: str | None, in_states: Sequence[str]) 
 
 
 class _Printer:
-    """Prints one line at a time with keys scrubbed and control characters made visible."""
+    """Prints with keys scrubbed and control characters (other than line breaks) made visible."""
 
     def __init__(self, stream: TextIO, env: Mapping[str, str]) -> None:
         self._stream = stream
@@ -210,8 +210,6 @@ class _Printer:
         return text
 
     def line(self, text: str) -> None:
-        shown = "\n".join(
-            "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in line)
-            for line in self.scrubber(self._scrub_env(text)).split("\n")
-        )
+        """`text` may span lines; whatever came from outside was made `visible` by the report."""
+        shown = "\n".join(visible(line) for line in self.scrubber(self._scrub_env(text)).split("\n"))
         print(shown, file=self._stream, flush=True)

@@ -15,6 +15,18 @@ from .reconcile import UNMANAGED, Audit, InstanceFinding
 
 #: A Pulumi resource name the quota list accepts (see providers/stack_config.py).
 _QUOTA_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+#: Cells longer than this are cut: ids and names come from state files and answers, not from us.
+_CELL = 64
+
+
+def visible(text: str) -> str:
+    """One line with every control character (newline, escape sequences) shown as an escape."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def _cell(text: str, limit: int = _CELL) -> str:
+    shown = visible(text)
+    return shown if len(shown) <= limit else shown[: limit - 3] + "..."
 
 
 def to_json(audit: Audit) -> dict[str, Any]:
@@ -58,13 +70,13 @@ def render_table(audit: Audit, *, models: int, entries: int, stacks: int, warn_h
     ]
     rows = [
         [
-            f.live.instance_id,
-            f.live.model,
+            _cell(f.live.instance_id),
+            _cell(f.live.model),
             _or_unknown(f.live.units),
             _or_unknown(f.live.tpm, thousands=True),
-            f.live.status,
-            _release(f),
-            ", ".join(o.owner + (" (pending delete)" if o.pending_delete else "") for o in f.owners) or "-",
+            _cell(f.live.status),
+            _cell(_release(f)),
+            _cell(", ".join(o.owner + (" (pending delete)" if o.pending_delete else "") for o in f.owners) or "-", 160),
             ", ".join(f.verdicts),
         ]
         for f in audit.instances
@@ -77,18 +89,18 @@ def render_table(audit: Audit, *, models: int, entries: int, stacks: int, warn_h
             ["stack", "resource", "instance", "model", "Qianfan", "state file"],
             [
                 [
-                    m.claim.stack,
-                    m.claim.resource + (" (pending delete)" if m.claim.pending_delete else ""),
-                    m.claim.instance_id or "(no id recorded)",
-                    m.claim.model or "?",
-                    m.seen_status or "not listed",
-                    m.claim.source,
+                    _cell(m.claim.stack),
+                    _cell(m.claim.resource) + (" (pending delete)" if m.claim.pending_delete else ""),
+                    _cell(m.claim.instance_id or "(no id recorded)"),
+                    _cell(m.claim.model or "?"),
+                    _cell(m.seen_status or "not listed"),
+                    visible(m.claim.source),
                 ]
                 for m in audit.missing
             ],
         )
     lines += ["", "Totals per model (live instances):"]
-    held = [[model, f"{t.tpm:,}", f"{t.unmanaged_tpm:,}"] for model, t in audit.totals.items() if t.tpm]
+    held = [[_cell(model), f"{t.tpm:,}", f"{t.unmanaged_tpm:,}"] for model, t in audit.totals.items() if t.tpm]
     total = [
         "all models",
         f"{sum(t.tpm for t in audit.totals.values()):,}",
@@ -97,7 +109,7 @@ def render_table(audit: Audit, *, models: int, entries: int, stacks: int, warn_h
     lines += _grid(["model", "TPM held", "TPM unmanaged"], [*held, total])
     details = [line for f in audit.instances for line in f.details]
     if details:
-        lines += ["", "Details:"] + [f"  {line}" for line in details]
+        lines += ["", "Details:"] + [f"  {visible(line)}" for line in details]
     unmanaged = [f for f in audit.instances if UNMANAGED in f.verdicts]
     if unmanaged:
         lines += [
@@ -105,9 +117,9 @@ def render_table(audit: Audit, *, models: int, entries: int, stacks: int, warn_h
             "To bring an unmanaged instance under a stack, add its line to that stack's qianfan-tpm:quotas",
             "list (stacks/Pulumi.<stack>.yaml) and run `pulumi up`; nothing is bought:",
         ]
-        lines += [f"    {adopt_line(f)}" for f in unmanaged]
+        lines += [f"    {visible(adopt_line(f))}" for f in unmanaged]
     if audit.notes:
-        lines += ["", "Notes:"] + [f"  {note}" for note in audit.notes]
+        lines += ["", "Notes:"] + [f"  {visible(note)}" for note in audit.notes]
     verdict = (
         "clean: every live instance has exactly one owner and every state entry is live as recorded"
         if audit.clean

@@ -38,6 +38,8 @@ _SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _STACK_SUFFIXES = (".json", ".json.gz", ".json.zst")
+#: How standard input (`--state -`) is named in messages.
+STDIN = "<stdin>"
 _EXPECTED = (
     'expected the JSON of `pulumi stack export` ({"version": 3, "deployment": ...}) '
     'or a stack file of a file backend ({"version": 3, "checkpoint": ...})'
@@ -64,6 +66,7 @@ def read_bytes(path: str, limit: int = MAX_STATE_BYTES) -> bytes:
     """The file's content, decompressed when gzip; `-` is standard input."""
     if path == "-":
         raw = sys.stdin.buffer.read(limit + 1)
+        path = STDIN
     else:
         try:
             size = os.stat(path).st_size
@@ -95,9 +98,10 @@ def read_bytes(path: str, limit: int = MAX_STATE_BYTES) -> bytes:
 
 def read_state_file(path: str, limit: int = MAX_STATE_BYTES) -> StackState:
     """A state given with --state: it must belong to project qianfan-tpm."""
-    state = parse_state(read_bytes(path, limit), path)
+    label = STDIN if path == "-" else path
+    state = parse_state(read_bytes(path, limit), label)
     if state.project not in (None, PROJECT):
-        raise StateError(f"{path}: a state of project {state.project!r}, not {PROJECT!r}; pass only {PROJECT} stacks")
+        raise StateError(f"{label}: a state of project {state.project!r}, not {PROJECT!r}; pass only {PROJECT} stacks")
     return state
 
 
@@ -276,8 +280,9 @@ def _claim(source: str, stack: str, name: str, resource: dict[str, Any]) -> Clai
             release_known = True
         else:
             known, value = _plain(recorded["releaseTime"])
-            release_known = known
-            release_time = value if known and isinstance(value, str) and value else None
+            # null or "" is "none scheduled"; a value of another type is not a time at all: unknown.
+            release_known = known and (value is None or isinstance(value, str))
+            release_time = value if release_known and value else None
     return Claim(
         source=source,
         stack=stack,

@@ -9,7 +9,7 @@ import yaml
 
 from audit.reconcile import reconcile
 from audit.records import Claim, LiveInstance
-from audit.report import adopt_line, render_json, to_json
+from audit.report import adopt_line, render_json, render_table, to_json
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 AT = "2030-01-01T18:00:00+08:00"  # NOW + 10 h
@@ -176,3 +176,18 @@ def test_time_spellings_and_garbage_release_times() -> None:
     assert judge([garbage], [claim("b", release_time=AT)]) == {"b": ["drift"]}
     in_utc = datetime(2030, 1, 1, 10, tzinfo=UTC)
     assert judge([live("c", release_time=in_utc.isoformat())], [], warn_hours=10) == {"c": ["unmanaged", "expiring"]}
+
+
+def test_the_table_keeps_hostile_names_on_one_line() -> None:
+    audit = reconcile(
+        {"m" * 5000: [live("tpm-\x1b[2J", model="m" * 5000)]},
+        [claim("gone", resource="evil\x1b[31m\nname", model=None)],
+        warn_hours=1,
+        now=NOW,
+    )
+    text = render_table(audit, models=1, entries=1, stacks=1, warn_hours=1)
+    assert all(line.isprintable() for line in text.splitlines())
+    [row] = [line for line in text.splitlines() if line.startswith("dev ")]
+    assert "evil\\x1b[31m\\nname" in row and "gone" in row
+    [instance] = [line for line in text.splitlines() if line.startswith("tpm-\\x1b[2J ")]
+    assert "m" * 61 + "..." in instance and "m" * 62 not in instance

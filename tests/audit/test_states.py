@@ -6,6 +6,7 @@ No API call is made here: a bad input must be refused (one line naming the file)
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import os
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from audit.cli import main
+from audit.cli import _read_states, main
 from audit.states import StateError, read_backend, read_state_file
 from tests.audit.pulumi_state import (
     TPM_TYPE,
@@ -82,10 +83,12 @@ def test_secrets_are_read_when_shown_and_unknown_when_encrypted(tmp_path: Path) 
 def test_a_missing_release_time_means_none_and_no_outputs_means_unknown(tmp_path: Path) -> None:
     none_set = Quota("a", "tpm-A", {}, {"model": "ernie-lite-8k", "purchaseCount": 1, "instanceId": "tpm-A"})
     bare = Quota("b", "tpm-B", {}, {})
-    state = read_state_file(write(tmp_path / "s.json", export_document("dev", [none_set, bare])))
-    a, b = state.claims
+    odd = Quota("c", "tpm-C", {}, {"releaseTime": 12, "purchaseCount": True, "model": ["x"]})
+    state = read_state_file(write(tmp_path / "s.json", export_document("dev", [none_set, bare, odd])))
+    a, b, c = state.claims
     assert (a.release_time, a.release_known) == (None, True)
     assert (b.release_known, b.model, b.units) == (False, None, None)
+    assert (c.release_known, c.model, c.units) == (False, None, None)  # not a time, not a count: unknown
 
 
 def test_special_entries_pending_delete_replacement_external_and_interrupted_creates(tmp_path: Path) -> None:
@@ -297,3 +300,18 @@ def test_models_and_options_are_checked_before_anything_is_sent(
         with pytest.raises(SystemExit) as caught:
             main(bad)
         assert caught.value.code == 2
+
+
+def test_stdin_and_files_given_twice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    document = json.dumps(export_document("dev", [CHAT])).encode()
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(document)))
+    assert read_state_file("-").source == "<stdin>"
+    path = write(tmp_path / "dev.json", export_document("dev", [CHAT]))
+    copy = write(tmp_path / "copy.json", export_document("dev", [CHAT]))
+    again = os.path.join(tmp_path, ".", "dev.json")
+    states, notes = _read_states([path, again, copy], [])
+    assert [s.source for s in states] == [path, copy]
+    assert notes == [
+        f"{again}: given more than once; read once",
+        f"stack 'dev' comes from 2 states ({path}, {copy}); each counts",
+    ]
