@@ -29,7 +29,6 @@ from .records import LiveInstance
 
 __all__ = [
     "DOCUMENTED_MODELS",
-    "TPM_PER_UNIT",
     "Account",
     "AccountError",
     "AuditIncomplete",
