@@ -14,6 +14,7 @@ Usage: `venv/bin/python -m bench [--quotas 100] [--creates 40] [--latency-ms 50]
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import platform
@@ -34,9 +35,12 @@ from pulumi.dynamic.dynamic import serialize_provider
 from bench.noop_provider import NoopProvider
 from hostdriver import ProviderHost
 from providers import TPMQuotaProvider
+from providers.models import DOCUMENTED_MODELS
 from qianfan_sandbox import SandboxControl
 
 AK, SK = "bench-access-key", "bench-secret-key"
+PROJECT = Path(__file__).resolve().parents[1]
+AUDITED = list(DOCUMENTED_MODELS)
 MODELS = ["ernie-speed-8k", "ernie-lite-8k", "ernie-speed-128k", "ernie-tiny-8k"]
 INPUTS = {"model": "ernie-speed-8k", "purchaseCount": 2, "releaseTime": "2031-03-04 05:06:07"}
 STATE = {
@@ -254,7 +258,7 @@ def standalone_sandbox(db: Path, latency_ms: int) -> Iterator[str]:
         [
             sys.executable,
             "-m",
-            "providers.sandbox",
+            "qianfan_sandbox",
             "--port",
             "0",
             "--db",
@@ -359,12 +363,72 @@ def sdk_baseline_seconds_in_child(url: str, creates: int) -> tuple[float, int]:
     return float(seconds), int(calls)
 
 
+# -- audit ---------------------------------------------------------------------------------------------
+# The two SDK helpers run in child processes whose environment names the sandbox and the keys.
+def seed_instances(per_model: int) -> None:
+    """Buy `per_model` quotas of every documented model (the sandbox has no latency yet)."""
+    logging.getLogger("qianfan").disabled = True
+    from qianfan.resources.console.utils import call_action
+
+    def buy(model: str) -> None:
+        body = {"model": model, "billing": {"paymentTiming": "Postpaid"}, "purchaseCount": 1}
+        call_action("/v2/charge", "PurchaseTPMResource", body)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(buy, AUDITED * per_model))
+
+
+def sequential_describes() -> None:
+    """The baseline: the same Describe calls, one after another from one thread, with the SDK."""
+    logging.getLogger("qianfan").disabled = True
+    from qianfan.resources.console.utils import call_action
+
+    for model in AUDITED:
+        call_action("/v2/charge", "DescribeTPMResource", {"model": model})
+
+
+def bench_audit(workdir: Path, per_model: int, latency_ms: int, repeat: int) -> Row:
+    """`python -m audit` over every documented model vs the sequential SDK calls; whole processes timed."""
+    db = workdir / "audit.sqlite3"
+    control, ours, base = SandboxControl(db), [], []
+    with standalone_sandbox(db, 0) as url:
+        env = {**os.environ, "QIANFAN_ACCESS_KEY": AK, "QIANFAN_SECRET_KEY": SK, "QIANFAN_CONSOLE_API_BASE_URL": url}
+
+        def timed(*command: str) -> tuple[float, subprocess.CompletedProcess[str]]:
+            started = time.perf_counter()
+            out = subprocess.run(command, env=env, cwd=PROJECT, capture_output=True, text=True, timeout=600)
+            return time.perf_counter() - started, out
+
+        _, seeded = timed(sys.executable, "-c", f"from bench.run import seed_instances; seed_instances({per_model})")
+        assert seeded.returncode == 0, seeded.stderr
+        control.set_option("latency_ms", latency_ms)
+        for _ in range(repeat):
+            seconds, sequential = timed(sys.executable, "-c", "from bench.run import sequential_describes as s; s()")
+            assert sequential.returncode == 0, sequential.stderr
+            base.append(seconds)
+            control.clear_requests()
+            seconds, out = timed(sys.executable, "-m", "audit", "--json")
+            ours.append(seconds)
+    assert out.returncode == 1, out.stderr  # findings: every instance is unmanaged
+    listed, calls = len(json.loads(out.stdout)["instances"]), len(control.requests())
+    o, b = statistics.median(ours), statistics.median(base)
+    return Row(
+        f"audit of {len(AUDITED)} models x {per_model} instances, latency {latency_ms} ms, median of {repeat}",
+        f"{o:.2f} s ({listed} instances, {calls} calls)",
+        f"{b:.2f} s (same calls, SDK, 1 thread)",
+        o / b,
+        "<= 0.8x",
+        o / b <= 0.8,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quotas", type=int, default=100)
     parser.add_argument("--creates", type=int, default=40)
     parser.add_argument("--latency-ms", type=int, default=50)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--audit-instances", type=int, default=50, help="instances per model in the audit row")
     args = parser.parse_args(argv)
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, "
@@ -381,6 +445,7 @@ def main(argv: list[str] | None = None) -> int:
             lambda: [bench_state_size()],
             lambda: bench_calls_per_operation(workdir),
             lambda: [bench_apply(workdir, args.creates, args.latency_ms, max(1, args.repeat // 2))],
+            lambda: [bench_audit(workdir, args.audit_instances, args.latency_ms, max(1, args.repeat // 2))],
         ):
             rows.extend(step())
     print_table(rows)

@@ -24,3 +24,4 @@ def test_benchmark_runs_and_prints_its_table() -> None:
     assert "| API calls per create                " in table and "| 3 (Describe, Purchase, Describe)" in table
     assert "| size of __provider per resource" in table
     assert "4 creates at once" in table and "(12 calls)" in table
+    assert "audit of 24 models x 50 instances" in table and "(1200 instances, 24 calls)" in table

@@ -1,0 +1,215 @@
+"""`python -m audit`: read the stacks' state, list the account's instances, print the verdicts.
+
+Exit codes: 0 clean (every live instance has exactly one owner, every state entry is live as
+recorded); 1 findings; 2 the audit could not be completed (bad input, credentials, a model that
+kept failing), in which case nothing is reported, because an incomplete audit must never read as
+clean, nor invent "missing" findings for the models it could not list.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import math
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import TextIO
+
+from .account import DOCUMENTED_MODELS, Account, AccountError, AuditIncomplete, normalise_time, parse_model_list
+from .reconcile import reconcile
+from .report import render_json, render_table, visible
+from .states import PROJECT, STDIN, StackState, StateError, read_backend, read_state_file
+
+EXIT_CLEAN, EXIT_FINDINGS, EXIT_INCOMPLETE = 0, 1, 2
+PROG = "python -m audit"
+
+
+def _number(minimum: float, maximum: float = math.inf, cast: Callable[[str], float] = float) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not math.isfinite(value) or not minimum <= value <= maximum:
+            bound = f"between {minimum:g} and {maximum:g}" if math.isfinite(maximum) else f">= {minimum:g}"
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {text!r}")
+        return value
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description=(
+            f"Read-only audit of every Qianfan TPM quota in the account against the state of every {PROJECT} stack: "
+            "who owns each paid instance. Only DescribeTPMResource is ever sent."
+        ),
+        epilog="Exit codes: 0 clean, 1 findings, 2 the audit could not be completed. "
+        "Credentials: QIANFAN_ACCESS_KEY, QIANFAN_SECRET_KEY; endpoint: QIANFAN_CONSOLE_API_BASE_URL or --endpoint.",
+    )
+    parser.add_argument(
+        "--state",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a stack's state: `pulumi stack export` output or a backend's stack file (.json/.json.gz; - = stdin); "
+        "repeatable",
+    )
+    parser.add_argument(
+        "--backend",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help=f"a file backend (the DIR of `pulumi login file://DIR`): every {PROJECT} stack in it; repeatable",
+    )
+    parser.add_argument("--endpoint", metavar="URL|sandbox", help="console API base URL, or `sandbox`")
+    parser.add_argument("--sandbox-path", metavar="PATH", help="the sandbox database (with --endpoint sandbox)")
+    parser.add_argument(
+        "--models",
+        metavar="a,b",
+        help="only these models (default: every documented model, every --extra-models id, every model in the states)",
+    )
+    parser.add_argument("--extra-models", metavar="a,b", help="model ids to list besides the documented ones")
+    parser.add_argument(
+        "--warn-hours", type=_number(0), default=24.0, metavar="N", help="expiring = released within N hours (24)"
+    )
+    parser.add_argument("--json", action="store_true", help="print the JSON document instead of the table")
+    parser.add_argument(
+        "--concurrency", type=_number(1, 32, int), default=4, metavar="N", help="models listed at once (4)"
+    )
+    parser.add_argument(
+        "--timeout-seconds",
+        type=_number(1),
+        default=300.0,
+        metavar="S",
+        help="deadline for the whole listing, retries of throttling and 5xx included (300)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    env = os.environ if environ is None else environ
+    out = _Printer(sys.stdout, env)
+    err = _Printer(sys.stderr, env)
+    try:
+        return _run(args, env, out, err)
+    except Exception as exc:  # noqa: BLE001 - a crash must still exit 2 ("incomplete"), never 1 ("findings")
+        err.line(f"{PROG}: audit could not be completed: unexpected {type(exc).__name__}: {exc}")
+        return EXIT_INCOMPLETE
+
+
+def _run(args: argparse.Namespace, env: Mapping[str, str], out: _Printer, err: _Printer) -> int:
+    try:
+        states, notes = _read_states(args.state, args.backend)
+    except StateError as exc:
+        err.line(f"{PROG}: {exc}")
+        return EXIT_INCOMPLETE
+    claims = [
+        dataclasses.replace(claim, release_time=normalise_time(claim.release_time))
+        for state in states
+        for claim in state.claims
+    ]
+    try:
+        models = _models(args.models, args.extra_models, [c.model for c in claims if c.model])
+        account = Account.connect(
+            env,
+            endpoint=args.endpoint,
+            sandbox_path=args.sandbox_path,
+            extra_models=args.extra_models,
+            timeout_seconds=args.timeout_seconds,
+        )
+    except (ValueError, AccountError) as exc:
+        err.line(f"{PROG}: {exc}")
+        return EXIT_INCOMPLETE
+    err.scrubber = out.scrubber = account.scrub
+    try:
+        listings = account.list_models(models, int(args.concurrency))
+    except AuditIncomplete as exc:
+        for line in exc.lines:
+            err.line(f"{PROG}: {line}")
+        err.line(f"{PROG}: audit incomplete: nothing is reported (exit {EXIT_INCOMPLETE})")
+        return EXIT_INCOMPLETE
+    audit = reconcile(listings, claims, warn_hours=args.warn_hours, now=datetime.now(UTC))
+    audit = dataclasses.replace(audit, notes=(*notes, *audit.notes))
+    if args.json:
+        out.line(render_json(audit))
+        for note in audit.notes:
+            err.line(f"{PROG}: note: {visible(note)}")
+    else:
+        stacks = {state.stack for state in states if state.stack}
+        out.line(
+            render_table(audit, models=len(models), entries=len(claims), stacks=len(stacks), warn_hours=args.warn_hours)
+        )
+    return EXIT_CLEAN if audit.clean else EXIT_FINDINGS
+
+
+def _read_states(files: Sequence[str], backends: Sequence[str]) -> tuple[list[StackState], list[str]]:
+    """Every state given, each file read once; StateError for the first one that cannot be used."""
+    states: list[StackState] = []
+    notes: list[str] = []
+    for path in files:
+        states.append(read_state_file(path))
+    for directory in backends:
+        found, remarks = read_backend(directory)
+        states.extend(found)
+        notes.extend(remarks)
+    unique: dict[str, StackState] = {}
+    for state in states:
+        key = state.source if state.source == STDIN else os.path.realpath(state.source)
+        if key in unique:
+            notes.append(f"{state.source}: given more than once; read once")
+            continue
+        unique[key] = state
+        notes.extend(state.notes)
+    sources_by_stack: dict[str, list[str]] = {}
+    for state in unique.values():
+        if state.stack:
+            sources_by_stack.setdefault(state.stack, []).append(state.source)
+    for stack, sources in sources_by_stack.items():
+        if len(sources) > 1:
+            notes.append(f"stack {stack!r} comes from {len(sources)} states ({', '.join(sources)}); each counts")
+    if not files and not backends:
+        notes.append("no --state or --backend given: every live instance counts as unmanaged")
+    return list(unique.values()), notes
+
+
+def _models(requested: str | None, extra: str | None, in_states: Sequence[str]) -> list[str]:
+    known = list(dict.fromkeys([*DOCUMENTED_MODELS, *parse_model_list(extra), *in_states]))
+    if requested is None:
+        return known
+    chosen = list(parse_model_list(requested))
+    if not chosen:
+        raise ValueError("--models names no model")
+    for model in chosen:
+        if model not in known:
+            close = difflib.get_close_matches(model, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ValueError(
+                f"--models: {model!r} is not a documented model, an --extra-models id or a model in the states{hint}"
+            )
+    return chosen
+
+
+class _Printer:
+    """Prints with keys scrubbed and control characters (other than line breaks) made visible."""
+
+    def __init__(self, stream: TextIO, env: Mapping[str, str]) -> None:
+        self._stream = stream
+        secrets = [env.get(name, "") for name in ("QIANFAN_ACCESS_KEY", "QIANFAN_SECRET_KEY")]
+        self._secrets = [s for s in secrets if s.strip()]
+        self.scrubber: Callable[[str], str] = self._scrub_env
+
+    def _scrub_env(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def line(self, text: str) -> None:
+        """`text` may span lines; whatever came from outside was made `visible` by the report."""
+        shown = "\n".join(visible(line) for line in self.scrubber(self._scrub_env(text)).split("\n"))
+        print(shown, file=self._stream, flush=True)
