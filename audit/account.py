@@ -20,7 +20,8 @@ from typing import Any
 from providers.client import QianfanClient
 from providers.deadline import Deadline
 from providers.errors import Kind, QianfanError
-from providers.instances import RPM_PER_UNIT, TPM_PER_UNIT, Instance, list_instances
+from providers.fields import RPM_PER_UNIT, TPM_PER_UNIT
+from providers.instances import Instance, list_instances
 from providers.models import DOCUMENTED_MODELS, parse_extra_models
 from providers.release_time import normalise_if_possible
 from providers.settings import Settings, load_settings
@@ -128,10 +129,11 @@ class Account:
             "qianfan:timeoutSeconds": str(timeout_seconds),
         }
         try:
-            settings = load_settings(config.get, environ)
+            settings = load_settings({key: value for key, value in config.items() if value is not None}, environ)
         except ValueError as exc:
             source = "--endpoint" if endpoint else "QIANFAN_CONSOLE_API_BASE_URL"
-            raise AccountError(str(exc).replace("stack config qianfan:endpoint", source)) from None
+            message = str(exc).replace("stack config qianfan:endpoint (or QIANFAN_CONSOLE_API_BASE_URL)", source)
+            raise AccountError(message) from None
         if settings.sandbox:
             path = Path(settings.sandbox_path).expanduser()
             if not path.is_file():

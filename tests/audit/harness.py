@@ -246,16 +246,22 @@ def world_in(root: Path) -> Iterator[World]:
             "replaced": create(host, "replaced", {"model": "ernie-speed-128k", "purchaseCount": 2}),
             "dbr": create(host, "dbr", {"model": "ernie-lite-pro-128k", "purchaseCount": 1}, pendingReplacement=True),
         }
-        # The same instance adopted by a second resource of the same stack ...
-        dev["twin-b"] = create(
-            host,
-            "twin-b",
-            {"model": "ernie-novel-8k", "purchaseCount": 1, "adoptInstanceId": dev["twin-a"].id},
-        )
-        # ... and by a resource of another stack.
-        staging_shared = create(
-            host, "shared", {"model": "ernie-char-8k", "purchaseCount": 1, "adoptInstanceId": dev["shared"].id}
-        )
+        # A later `pulumi up` (another host process: the provider refuses a second owner within one
+        # run) adopts the same instance for a second resource of the same stack ...
+        later = ProviderHost(root / "later.stderr")
+        try:
+            later.configure(host_config(db))
+            dev["twin-b"] = create(
+                later,
+                "twin-b",
+                {"model": "ernie-novel-8k", "purchaseCount": 1, "adoptInstanceId": dev["twin-a"].id},
+            )
+            # ... and a resource of another stack adopts one too.
+            staging_shared = create(
+                later, "shared", {"model": "ernie-char-8k", "purchaseCount": 1, "adoptInstanceId": dev["shared"].id}
+            )
+        finally:
+            later.close()
         staging_shared.outputs["__provider"] = encrypted("provider")
         # A stack whose state was lost after it bought a quota.
         lost = create(host, "lost", {"model": "ernie-lite-8k", "purchaseCount": 1})

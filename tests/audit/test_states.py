@@ -291,7 +291,8 @@ def test_models_and_options_are_checked_before_anything_is_sent(
     assert "--models names no model" in capsys.readouterr().err
     assert main(["--endpoint", "ftp://x"]) == 2
     assert capsys.readouterr().err == (
-        "python -m audit: --endpoint must be an http(s) URL or 'sandbox', got 'ftp://x'\n"
+        "python -m audit: --endpoint must be 'sandbox' or an http(s) base URL such as https://qianfan.baidubce.com, "
+        "got 'ftp://x': the scheme must be http or https\n"
     )
     assert main(["--endpoint", "sandbox", "--sandbox-path", str(tmp_path / "none.sqlite3")]) == 2
     assert "no sandbox database there" in capsys.readouterr().err

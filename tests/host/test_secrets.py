@@ -85,7 +85,7 @@ def test_wrong_secret_key_error_is_one_readable_line_without_keys(make_host, san
         with pytest.raises(HostError) as caught:
             host.up({"model": MODEL, "purchaseCount": 1})
     line = caught.value.last_line
-    assert "HTTP 403 SignatureDoesNotMatch" in line and "requestId" in line, caught.value.details
+    assert "HTTP 400 SignatureDoesNotMatch" in line and "requestId" in line, caught.value.details
     assert "qianfan:secretKey" in line and "QIANFAN_SECRET_KEY" in line
     assert "request headers" not in caught.value.details and "Authorization" not in caught.value.details
     assert_no_secrets({"error": caught.value.details})

@@ -59,9 +59,11 @@ def test_quota_list_becomes_resources_and_exports(monkeypatch: pytest.MonkeyPatc
 
     def check(values: list[Any]) -> None:
         # Registrations finish before their outputs resolve, so the mocks have seen them by now.
-        assert [r.name for r in mocks.resources] == ["chat", "agent"]
+        # Registrations are asynchronous: their order is not the program's.
+        by_name = {r.name: r for r in mocks.resources}
+        assert sorted(by_name) == ["agent", "chat"]
         assert {r.typ for r in mocks.resources} == {TYPE}
-        chat, agent = mocks.resources
+        chat, agent = by_name["chat"], by_name["agent"]
         assert chat.inputs["model"] == "ernie-speed-8k" and chat.inputs["purchaseCount"] == 2
         assert chat.inputs["releaseTime"] == "2031-01-01T08:00:00+08:00"
         assert chat.inputs["paymentTiming"] == "Postpaid"
