@@ -44,7 +44,7 @@ from .fields import (
 from .instances import Instance, describe_one, find_elsewhere, find_instance, outputs_of, wait_for
 from .models import allowed_models
 from .purchase import Purchases, QianfanPurchaseApi, Spec
-from .settings import Settings, load_settings
+from .settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
     from .inputs import Desired
@@ -107,9 +107,18 @@ class TPMQuotaProvider(ResourceProvider):
         pass
 
     def configure(self, req: ConfigureRequest) -> None:
-        self._runtime = _Runtime.build(load_settings(_stack_config(req)))
+        # A bad value is kept, not raised: the host would show a traceback, where `check` can
+        # report one line naming the key (and every other method refuses to run).
+        self._config_error: SettingsError | None = None
+        try:
+            self._runtime = _Runtime.build(load_settings(_stack_config(req)))
+        except SettingsError as err:
+            self._config_error = err
 
     def _rt(self) -> _Runtime:
+        error: SettingsError | None = self.__dict__.get("_config_error")
+        if error is not None:
+            raise ProviderError(str(error))
         runtime: _Runtime | None = self.__dict__.get("_runtime")
         if runtime is None:
             raise ProviderError("TPMQuotaProvider was used before Pulumi's provider host called configure()")
@@ -117,6 +126,9 @@ class TPMQuotaProvider(ResourceProvider):
 
     # -- plan time: no API calls -----------------------------------------------------------------
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        error: SettingsError | None = self.__dict__.get("_config_error")
+        if error is not None:  # reported on the resource, not on a property: it is the stack's config
+            return CheckResult(news, [CheckFailure("", str(error))])
         settings = self._rt().settings
         release = BY_WIRE["releaseTime"]
         # A replacement buys a new quota, whose release must be in the future like any new one.

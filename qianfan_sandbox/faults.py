@@ -26,7 +26,9 @@ BEFORE_HANDLING = ("throttle", "error", "drop")
 AFTER_COMMIT = ("error_after_commit", "drop_after_commit")
 #: Answer success but roll the change back.
 NOT_APPLIED = "not_applied"
-KINDS: tuple[str, ...] = (*BEFORE_HANDLING, *AFTER_COMMIT, NOT_APPLIED)
+#: DescribeTPMResource only: a successful answer that lists nothing, as a lagging replica would.
+EMPTY = "empty"
+KINDS: tuple[str, ...] = (*BEFORE_HANDLING, *AFTER_COMMIT, NOT_APPLIED, EMPTY)
 
 _CODES_BY_STATUS = {
     429: "RateLimitExceeded",
@@ -66,6 +68,8 @@ def add_fault(conn: sqlite3.Connection, action: str, kind: str, count: int, stat
         raise ValueError(f"unknown action {action!r}; use one of {', '.join(ACTIONS)} or '*'")
     if kind not in KINDS:
         raise ValueError(f"unknown fault kind {kind!r}; use one of {', '.join(KINDS)}")
+    if kind == EMPTY and action != "DescribeTPMResource":
+        raise ValueError(f"fault kind {EMPTY!r} is for DescribeTPMResource only, not {action!r}")
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 2**62:
         raise ValueError(f"fault count must be an int from 1 to 2**62, not {count!r}")
     if status is not None and (isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599):

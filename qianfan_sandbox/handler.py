@@ -27,7 +27,7 @@ from . import wire
 from .actions import HANDLERS, READ_ONLY, Context
 from .auth import verify_request
 from .errors import ApiError
-from .faults import AFTER_COMMIT, BEFORE_HANDLING, NOT_APPLIED, Fault, take_fault
+from .faults import AFTER_COMMIT, BEFORE_HANDLING, EMPTY, NOT_APPLIED, Fault, take_fault
 from .journal import record_answer, record_arrival
 from .options import Options, load_options
 from .store import Store, immediate
@@ -205,6 +205,8 @@ class Connection(socketserver.BaseRequestHandler):
         fault = take_fault(conn, action)
         if fault is not None and fault.kind in BEFORE_HANDLING:
             return _faulted(fault)
+        if fault is not None and fault.kind == EMPTY:
+            return success({"instances": []})
         try:
             raw.decode("utf-8")
         except UnicodeDecodeError:

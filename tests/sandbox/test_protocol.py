@@ -521,6 +521,16 @@ def test_not_applied_answers_true_and_changes_nothing(client: Client, control: S
     assert control.instances()[0]["count"] == 7
 
 
+def test_empty_fault_lists_nothing_once_and_only_for_describe(client: Client, control: SandboxControl) -> None:
+    instance_id = client.purchase()
+    control.add_fault("DescribeTPMResource", "empty")
+    assert client.describe() == []
+    assert [item["instanceId"] for item in client.describe()] == [instance_id]
+    for action in ("*", "PurchaseTPMResource", "ReleaseTPMResource"):
+        with pytest.raises(ValueError, match="for DescribeTPMResource only"):
+            control.add_fault(action, "empty")
+
+
 def test_wildcard_fault_and_count(client: Client, control: SandboxControl) -> None:
     control.add_fault("*", "throttle", count=2)
     assert_error(client.call("DescribeTPMResource", {"model": MODEL}), 429, "RateLimitExceeded")
