@@ -1,0 +1,453 @@
+"""The never-buy-twice algorithm (providers/purchase.py), with a fake Qianfan and forced orderings.
+
+Each test drives `Purchases` from threads whose purchases are scripted step by step (commit, then
+lose the answer; block until the test says go; ...), so the interleavings that could break the
+invariant happen deterministically, not by chance. The fake answers as Baidu documents Describe:
+no model field, units and the scheduled release reported. Invariant checked throughout:
+
+    every instance bought is returned by exactly one create or named in a create's error, and a
+    purchase is sent again only when the listing shows it bought nothing.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import pytest
+
+from providers.deadline import Deadline
+from providers.errors import Kind, ProviderError, QianfanError
+from providers.instances import Instance
+from providers.purchase import Purchases, Spec
+
+MODEL = "ernie-speed-8k"
+ONE = Spec(MODEL, 1, None)
+TWO = Spec(MODEL, 2, None)
+WAIT = 10.0  # bound of every wait in these tests; none comes near it when the code is right
+
+
+def lost(status: int = 503) -> QianfanError:
+    return QianfanError("PurchaseTPMResource", Kind.SERVER, status=status, code="ServiceUnavailable")
+
+
+Step = Callable[["FakeQianfan", Spec], str]
+
+
+def ok(fake: FakeQianfan, spec: Spec) -> str:
+    return fake.commit(spec)
+
+
+def bought_answer_lost(fake: FakeQianfan, spec: Spec) -> str:
+    fake.commit(spec)
+    raise lost()
+
+
+def nothing_bought(fake: FakeQianfan, spec: Spec) -> str:
+    raise QianfanError("PurchaseTPMResource", Kind.NO_ANSWER, message="the connection was dropped")
+
+
+def refused(fake: FakeQianfan, spec: Spec) -> str:
+    raise QianfanError("PurchaseTPMResource", Kind.AUTH, status=403, code="AccessDenied")
+
+
+def throttled(fake: FakeQianfan, spec: Spec) -> str:
+    raise QianfanError("PurchaseTPMResource", Kind.THROTTLED, status=429, code="RateLimitExceeded")
+
+
+def after(event: threading.Event, step: Step, *, mark: threading.Event | None = None) -> Step:
+    """Wait for `event` (the test's go), then do `step`; `mark` is set when the wait starts."""
+
+    def run(fake: FakeQianfan, spec: Spec) -> str:
+        if mark is not None:
+            mark.set()
+        assert event.wait(WAIT), "the test never said go"
+        return step(fake, spec)
+
+    return run
+
+
+def commit_then(event: threading.Event, step: Step, *, committed: threading.Event) -> Step:
+    """Commit the purchase at once, then hold the answer until `event`, then answer as `step`."""
+
+    def run(fake: FakeQianfan, spec: Spec) -> str:
+        instance_id = fake.commit(spec)
+        committed.set()
+        assert event.wait(WAIT), "the test never said go"
+        if step is ok:
+            return instance_id
+        raise lost()
+
+    return run
+
+
+@dataclass
+class FakeQianfan:
+    """Instances by id; purchases scripted per thread name; listings that may lag behind."""
+
+    instances: dict[str, Spec] = field(default_factory=dict)
+    scripts: dict[str, list[Step]] = field(default_factory=dict)
+    purchases: list[Spec] = field(default_factory=list)
+    listings: int = 0
+    #: Instance id -> how many more listings omit it (a new instance that shows up late).
+    late: dict[str, int] = field(default_factory=dict)
+    lag: int = 0  # every newly committed instance is omitted by this many listings
+    list_error: Exception | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _ids: Iterator[int] = field(default_factory=lambda: iter(range(1, 10_000)))
+
+    def commit(self, spec: Spec) -> str:
+        with self._lock:
+            instance_id = f"tpm-{next(self._ids):08d}"
+            self.instances[instance_id] = spec
+            if self.lag:
+                self.late[instance_id] = self.lag
+            return instance_id
+
+    def outsider(self, spec: Spec) -> str:
+        """An instance bought by someone else (another stack, the console)."""
+        return self.commit(spec)
+
+    # -- the PurchaseApi ---------------------------------------------------------------------------
+    def list(self, model: str, deadline: Deadline) -> list[Instance]:
+        with self._lock:
+            self.listings += 1
+            if self.list_error is not None:
+                raise self.list_error
+            shown = []
+            for instance_id, spec in self.instances.items():
+                if self.late.get(instance_id, 0) > 0:
+                    self.late[instance_id] -= 1
+                    continue
+                if spec.model == model:
+                    shown.append(
+                        Instance(instance_id, "Running", None, spec.units, spec.release_time, release_time_known=True)
+                    )
+            return shown
+
+    def purchase(self, spec: Spec, deadline: Deadline) -> str:
+        with self._lock:
+            self.purchases.append(spec)
+            script = self.scripts.get(threading.current_thread().name, [])
+            step = script.pop(0) if script else ok
+        return step(self, spec)
+
+
+class Run:
+    """Creates running in named threads, so that each follows its own script."""
+
+    def __init__(self, purchases: Purchases) -> None:
+        self.purchases = purchases
+        self.results: dict[str, Future[str]] = {}
+        self._pool = ThreadPoolExecutor(max_workers=32)
+
+    def start(self, name: str, spec: Spec, timeout: float = 20.0) -> Future[str]:
+        def create() -> str:
+            threading.current_thread().name = name
+            return self.purchases.buy(spec, Deadline(timeout))
+
+        future = self._pool.submit(create)
+        self.results[name] = future
+        return future
+
+    def outcome(self, name: str) -> str | Exception:
+        try:
+            return self.results[name].result(timeout=WAIT * 3)
+        except (ProviderError, QianfanError) as exc:
+            return exc
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+@contextmanager
+def running(fake: FakeQianfan, settle: float = 0.6) -> Iterator[Run]:
+    run = Run(Purchases(fake, settle))
+    try:
+        yield run
+    finally:
+        run.close()
+
+
+def wait_until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + WAIT
+    while not condition():
+        assert time.monotonic() < deadline, "condition never held"
+        time.sleep(0.005)
+
+
+def assert_accounted(fake: FakeQianfan, run: Run) -> None:
+    """Every instance is returned by exactly one create or named in an error (no unnamed orphan)."""
+    returned = [r for r in (run.outcome(name) for name in run.results) if isinstance(r, str)]
+    assert len(returned) == len(set(returned)), f"two creates returned one instance: {returned}"
+    errors = " ".join(str(r) for r in (run.outcome(name) for name in run.results) if isinstance(r, Exception))
+    for instance_id in fake.instances:
+        assert instance_id in returned or instance_id in errors, f"{instance_id} is paid for and nobody knows it"
+
+
+# -- the orderings the issue names ----------------------------------------------------------------
+def test_two_lost_answers_of_one_spec_recover_as_one_pool_without_buying_again() -> None:
+    """A's purchase commits, its answer is lost later; C lists after A's instance exists, buys, and
+    loses its answer too. Recovering each against its own listing bought a third instance and left
+    A's orphaned; as one pool against A's earlier listing, each gets one, nothing is bought again."""
+    fake = FakeQianfan()
+    a_go, a_committed = threading.Event(), threading.Event()
+    fake.scripts["A"] = [commit_then(a_go, bought_answer_lost, committed=a_committed)]
+    fake.scripts["C"] = [bought_answer_lost]
+    with running(fake) as run:
+        run.start("A", ONE)
+        assert a_committed.wait(WAIT)
+        run.start("C", ONE)  # C's listing shows A's instance: it is in C's "before"
+        wait_until(lambda: len(fake.purchases) == 2)
+        time.sleep(0.05)  # C's recovery is now waiting for A's purchase to end
+        a_go.set()
+        outcomes = {run.outcome("A"), run.outcome("C")}
+    assert outcomes == set(fake.instances), outcomes
+    assert len(fake.purchases) == 2
+    assert_accounted(fake, run)
+
+
+def test_the_same_when_the_earlier_purchase_answers_last() -> None:
+    """C's recovery starts before A's purchase has even failed: it must wait for A, not list."""
+    fake = FakeQianfan()
+    a_go, a_committed = threading.Event(), threading.Event()
+    fake.scripts["A"] = [commit_then(a_go, bought_answer_lost, committed=a_committed)]
+    fake.scripts["C"] = [bought_answer_lost]
+    with running(fake) as run:
+        run.start("A", ONE)
+        assert a_committed.wait(WAIT)
+        run.start("C", ONE)
+        wait_until(lambda: len(fake.purchases) == 2)
+        listings_while_in_flight = fake.listings
+        time.sleep(0.2)
+        assert fake.listings == listings_while_in_flight, "a recovery listed while a purchase was in flight"
+        a_go.set()
+        assert {run.outcome("A"), run.outcome("C")} == set(fake.instances)
+    assert len(fake.purchases) == 2
+
+
+def test_a_purchase_that_succeeds_while_a_recovery_waits_is_claimed_in_the_same_step() -> None:
+    """B's answer arrives while A recovers: B's instance must never look unexplained to A."""
+    fake = FakeQianfan()
+    b_go, b_committed = threading.Event(), threading.Event()
+    fake.scripts["B"] = [commit_then(b_go, ok, committed=b_committed)]
+    fake.scripts["A"] = [bought_answer_lost]
+    with running(fake) as run:
+        run.start("B", ONE)
+        assert b_committed.wait(WAIT)
+        run.start("A", ONE)
+        wait_until(lambda: len(fake.purchases) == 2)
+        time.sleep(0.05)
+        b_go.set()
+        a, b = run.outcome("A"), run.outcome("B")
+    assert isinstance(a, str) and isinstance(b, str) and a != b, (a, b)
+    assert {a, b} == set(fake.instances)
+
+
+def test_two_pools_of_different_specs_of_one_model_each_get_their_own() -> None:
+    fake = FakeQianfan()
+    fake.scripts["one"] = [bought_answer_lost]
+    fake.scripts["two"] = [bought_answer_lost]
+    with running(fake) as run:
+        run.start("one", ONE)
+        run.start("two", TWO)
+        one, two = run.outcome("one"), run.outcome("two")
+    assert isinstance(one, str) and isinstance(two, str)
+    assert fake.instances[one] == ONE and fake.instances[two] == TWO
+    assert len(fake.purchases) == 2
+
+
+def test_an_outsiders_instance_of_another_spec_is_ignored() -> None:
+    fake = FakeQianfan()
+    fake.scripts["A"] = [bought_answer_lost]
+    with running(fake) as run:
+        fake.outsider(TWO)
+        future = run.start("A", ONE)
+        result = future.result(timeout=WAIT)
+    assert fake.instances[result] == ONE
+    assert len(fake.purchases) == 1
+
+
+def test_a_late_listing_is_waited_for_within_the_settle_time() -> None:
+    """The bought instance shows up two listings late: still found, not bought again."""
+    fake = FakeQianfan(lag=2)
+    fake.scripts["A"] = [bought_answer_lost]
+    with running(fake, settle=5.0) as run:
+        result = run.start("A", ONE).result(timeout=WAIT)
+    assert result in fake.instances and len(fake.instances) == 1
+    assert len(fake.purchases) == 1
+    assert fake.listings >= 4  # the pre-purchase listing, two that missed it, the one that found it
+
+
+def test_more_new_instances_than_lost_purchases_refuses_to_guess_and_names_them_all() -> None:
+    fake = FakeQianfan()
+    go, committed = threading.Event(), threading.Event()
+    fake.scripts["A"] = [commit_then(go, bought_answer_lost, committed=committed)]
+    with running(fake) as run:
+        run.start("A", ONE)
+        assert committed.wait(WAIT)
+        stranger = fake.outsider(ONE)  # another stack bought the same spec in the same seconds
+        go.set()
+        outcome = run.outcome("A")
+    assert isinstance(outcome, ProviderError), outcome
+    text = str(outcome)
+    assert "unexplained" in text and "adoptInstanceId" in text
+    assert all(instance_id in text for instance_id in fake.instances) and stranger in text
+    assert len(fake.purchases) == 1, "nothing may be bought while it is unclear what was"
+
+
+# -- outcomes of one purchase ---------------------------------------------------------------------------
+def test_a_lost_purchase_that_bought_nothing_is_sent_once_more() -> None:
+    fake = FakeQianfan()
+    fake.scripts["A"] = [nothing_bought]
+    with running(fake, settle=0.3) as run:
+        result = run.start("A", ONE).result(timeout=WAIT)
+    assert list(fake.instances) == [result]
+    assert len(fake.purchases) == 2
+
+
+def test_two_lost_purchases_that_bought_nothing_fail_without_a_third() -> None:
+    fake = FakeQianfan()
+    fake.scripts["A"] = [nothing_bought, nothing_bought]
+    with running(fake, settle=0.3) as run:
+        run.start("A", ONE)
+        outcome = run.outcome("A")
+    assert isinstance(outcome, ProviderError) and "neither attempt bought anything" in str(outcome)
+    assert fake.instances == {} and len(fake.purchases) == 2
+
+
+def test_a_definitive_refusal_is_raised_without_listing_or_sending_again() -> None:
+    fake = FakeQianfan()
+    fake.scripts["A"] = [refused]
+    with running(fake) as run:
+        run.start("A", ONE)
+        outcome = run.outcome("A")
+    assert isinstance(outcome, QianfanError) and outcome.code == "AccessDenied"
+    assert len(fake.purchases) == 1 and fake.listings == 1  # only the listing before the purchase
+
+
+def test_a_throttled_purchase_is_sent_again_after_a_pause_without_recovery() -> None:
+    fake = FakeQianfan()
+    fake.scripts["A"] = [throttled, throttled]
+    with running(fake) as run:
+        result = run.start("A", ONE).result(timeout=WAIT)
+    assert list(fake.instances) == [result] and len(fake.purchases) == 3 and fake.listings == 1
+
+
+@pytest.mark.parametrize("error", [OverflowError("timestamp out of range"), RuntimeError("anything")])
+def test_any_exception_after_sending_is_treated_as_a_purchase_that_may_have_bought(error: Exception) -> None:
+    def boom(fake: FakeQianfan, spec: Spec) -> str:
+        fake.commit(spec)
+        raise error
+
+    fake = FakeQianfan()
+    fake.scripts["A"] = [boom]
+    with running(fake) as run:
+        result = run.start("A", ONE).result(timeout=WAIT)
+    assert list(fake.instances) == [result] and len(fake.purchases) == 1
+
+
+def test_a_listing_that_fails_during_recovery_names_the_doubt_and_frees_the_model() -> None:
+    fake = FakeQianfan()
+    fake.scripts["A"] = [bought_answer_lost]
+    with running(fake) as run:
+        original_list = fake.list
+
+        def list_fails_after_the_first(model: str, deadline: Deadline) -> list[Instance]:
+            if fake.listings >= 1:
+                fake.listings += 1
+                raise QianfanError("DescribeTPMResource", Kind.SERVER, status=500, hint="gave up after 3 attempt(s)")
+            return original_list(model, deadline)
+
+        fake.list = list_fails_after_the_first  # type: ignore[method-assign]
+        run.start("A", ONE)
+        outcome = run.outcome("A")
+        assert isinstance(outcome, ProviderError), outcome
+        assert "Whether a quota was bought is unknown" in str(outcome) and "adoptInstanceId" in str(outcome)
+        fake.list = original_list  # type: ignore[method-assign]
+        # The model is not stuck in a recovery: the next create of it goes through.
+        assert run.start("B", ONE).result(timeout=WAIT) in fake.instances
+    assert len(fake.instances) == 2
+
+
+def test_a_recovery_whose_time_runs_out_waiting_for_purchases_in_flight_fails_naming_the_doubt() -> None:
+    fake = FakeQianfan()
+    hold, started = threading.Event(), threading.Event()
+    fake.scripts["slow"] = [after(hold, ok, mark=started)]
+    fake.scripts["A"] = [bought_answer_lost]
+    with running(fake) as run:
+        run.start("slow", ONE, timeout=20)
+        assert started.wait(WAIT)
+        begun = time.monotonic()
+        run.start("A", ONE, timeout=0.8)
+        outcome = run.outcome("A")
+        waited = time.monotonic() - begun
+        hold.set()
+        assert isinstance(run.outcome("slow"), str)
+    assert isinstance(outcome, ProviderError) and "Whether a quota was bought is unknown" in str(outcome)
+    assert waited < 0.8 + 3, f"the create waited {waited:.1f}s past a 0.8 s deadline"
+
+
+# -- adoption claims ----------------------------------------------------------------------------------
+def test_an_instance_bought_or_adopted_in_this_host_cannot_be_adopted_again() -> None:
+    fake = FakeQianfan()
+    purchases = Purchases(fake, 0.3)
+    bought = purchases.buy(ONE, Deadline(5))
+    with pytest.raises(ProviderError, match="already owns this instance"):
+        purchases.claim(bought)
+    elsewhere = fake.outsider(ONE)
+    purchases.claim(elsewhere)
+    with pytest.raises(ProviderError, match="already owns this instance"):
+        purchases.claim(elsewhere)
+
+
+def test_an_adopted_instance_is_never_handed_to_a_recovery() -> None:
+    fake = FakeQianfan()
+    purchases = Purchases(fake, 0.3)
+    go, committed = threading.Event(), threading.Event()
+    fake.scripts["A"] = [commit_then(go, bought_answer_lost, committed=committed)]
+    run = Run(purchases)
+    try:
+        run.start("A", ONE)
+        assert committed.wait(WAIT)
+        adopted = fake.outsider(ONE)
+        purchases.claim(adopted)  # another resource of this run adopts it meanwhile
+        go.set()
+        result = run.outcome("A")
+    finally:
+        run.close()
+    assert isinstance(result, str) and result != adopted
+
+
+# -- many at once -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("seed", range(8))
+def test_sixteen_creates_of_one_spec_with_random_lost_answers_never_buy_twice(seed: int) -> None:
+    """16 creates of one spec at once, each purchase randomly answered, lost after buying, or lost
+    before buying, with random delays: exactly one instance per create, none bought twice."""
+    rng = random.Random(seed)
+    fake = FakeQianfan(lag=rng.choice([0, 0, 1]))
+
+    def delayed(step: Step, delay: float) -> Step:
+        def run(fake: FakeQianfan, spec: Spec) -> str:
+            time.sleep(delay)
+            return step(fake, spec)
+
+        return run
+
+    names = [f"q{n}" for n in range(16)]
+    for name in names:
+        first = rng.choice([ok, bought_answer_lost, bought_answer_lost, nothing_bought])
+        fake.scripts[name] = [delayed(first, rng.uniform(0, 0.03)), delayed(ok, rng.uniform(0, 0.03))]
+    with running(fake, settle=0.5) as run:
+        for name in names:
+            run.start(name, ONE)
+        outcomes = {name: run.outcome(name) for name in names}
+    failures = {n: o for n, o in outcomes.items() if isinstance(o, Exception)}
+    assert not failures, failures
+    assert sorted(outcomes.values()) == sorted(fake.instances), "an instance was bought twice or orphaned"
+    assert_accounted(fake, run)
