@@ -1,0 +1,178 @@
+"""Provider configuration through the host: bad values are refused at the door, by name, and a
+lost stack config never turns a rehearsal into a purchase."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hostdriver import HostError, ProviderHost
+from tests.conftest import ACCESS_KEY, SECRET_KEY, sandbox_config, scan_host
+from tests.sandbox.helpers import standalone
+
+QUOTA = {"model": "ernie-speed-8k", "purchaseCount": 1}
+
+
+# -- a lost stack config -----------------------------------------------------------------------------------
+def test_without_stack_config_nothing_is_called_even_with_keys_in_the_environment(make_host) -> None:
+    """A Pulumi CLI older than 3.139 sends a dynamic provider no stack config: the dev stack's
+    `qianfan:endpoint: sandbox` never arrives, and keys exported in the shell would buy real quota."""
+    host = make_host(config={}, env={"QIANFAN_ACCESS_KEY": ACCESS_KEY, "QIANFAN_SECRET_KEY": SECRET_KEY})
+    inputs, failures = host.check(QUOTA)
+    assert failures == []  # a preview still works: it calls nothing
+    with pytest.raises(HostError) as caught:
+        host.create(inputs)
+    line = caught.value.last_line
+    assert "received no stack configuration" in line and "3.139" in line and "QIANFAN_CONSOLE_API_BASE_URL" in line
+    for operation in (lambda: host.read("tpm-AbCd1234", QUOTA), lambda: host.delete("tpm-AbCd1234", QUOTA)):
+        with pytest.raises(HostError) as caught:
+            operation()
+        assert "received no stack configuration" in caught.value.last_line
+
+
+def test_without_stack_config_an_endpoint_named_in_the_environment_is_used(make_host, sandbox_db: Path) -> None:
+    with standalone(sandbox_db, "--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY) as url:
+        host = make_host(
+            config={},
+            env={
+                "QIANFAN_ACCESS_KEY": ACCESS_KEY,
+                "QIANFAN_SECRET_KEY": SECRET_KEY,
+                "QIANFAN_CONSOLE_API_BASE_URL": url,
+            },
+        )
+        id_, outs = host.up(QUOTA)
+        host.delete(id_, outs)
+
+
+# -- keys -------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "given_key, missing", [("qianfan:accessKey", "qianfan:secretKey"), ("qianfan:secretKey", "qianfan:accessKey")]
+)
+def test_half_a_key_pair_is_refused_in_sandbox_mode_too(
+    make_host, sandbox_db: Path, given_key: str, missing: str
+) -> None:
+    config = sandbox_config(sandbox_db)
+    del config[missing]
+    host = make_host(config=config)
+    inputs, _ = host.check(QUOTA)
+    with pytest.raises(HostError) as caught:
+        host.create(inputs)
+    assert f"only half a key pair is configured ({missing} is not set)" in caught.value.last_line
+    assert not sandbox_db.exists(), "nothing may run on a key pair the user did not finish configuring"
+
+
+# -- the sandbox database ------------------------------------------------------------------------------------
+def test_another_programs_sqlite_file_at_sandbox_path_is_refused_untouched(make_host, tmp_path: Path) -> None:
+    foreign = tmp_path / "app.sqlite3"
+    with sqlite3.connect(foreign) as conn:
+        conn.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
+        conn.execute("INSERT INTO users (name) VALUES ('ada')")
+    conn.close()
+    before = foreign.read_bytes()
+    host = make_host(config=sandbox_config(foreign))
+    inputs, _ = host.check(QUOTA)
+    with pytest.raises(HostError) as caught:
+        host.create(inputs)
+    assert str(foreign) in caught.value.last_line
+    assert foreign.read_bytes() == before
+    assert not Path(f"{foreign}-wal").exists()
+
+
+# -- values refused at the door --------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("qianfan:timeoutSeconds", "1e10"),
+        ("qianfan:timeoutSeconds", "inf"),
+        ("qianfan:timeoutSeconds", "nan"),
+        ("qianfan:settleSeconds", "nan"),
+        ("qianfan:settleSeconds", "-1"),
+        ("qianfan:maxPurchaseCount", "1e30"),
+        ("qianfan:endpoint", "http://[::1"),
+        ("qianfan:endpoint", "http://:80"),
+        ("qianfan:extraModels", '["a", 1, null]'),
+    ],
+)
+def test_a_bad_setting_fails_check_with_one_line_naming_the_key(
+    make_host, sandbox_db: Path, key: str, value: str
+) -> None:
+    host = make_host(config=sandbox_config(sandbox_db, **{key: value}))
+    inputs, failures = host.check(QUOTA)
+    [(prop, reason)] = failures
+    assert prop == "" and reason.startswith(f"stack config {key}"), reason
+    with pytest.raises(HostError) as caught:
+        host.create({**QUOTA, "paymentTiming": "Postpaid"})
+    assert caught.value.last_line.endswith(reason)  # apply refuses with the same line, having sent nothing
+    assert not sandbox_db.exists()
+
+
+KEYS = (
+    "qianfan:timeoutSeconds",
+    "qianfan:settleSeconds",
+    "qianfan:maxPurchaseCount",
+    "qianfan:endpoint",
+    "qianfan:extraModels",
+)
+numbers = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.integers(min_value=-(10**30), max_value=10**30).map(str),
+    st.sampled_from(["", " ", "1e10", "NaN", "-0", "3600", "3601", "0.5", "½", "١٠"]),
+)
+endpoints = st.one_of(
+    st.sampled_from(["sandbox", "http://127.0.0.1:9", "https://qianfan.baidubce.com/", "http://[::1", "ftp://x"]),
+    st.text(max_size=30),
+)
+model_lists = st.one_of(st.text(max_size=30), st.sampled_from(['["a",1,null]', "a,b", "[", "ernie x"]))
+
+
+@st.composite
+def configurations(draw: st.DrawFn) -> dict[str, str]:
+    chosen = draw(st.sets(st.sampled_from(KEYS), min_size=1))
+    values = {"qianfan:endpoint": endpoints, "qianfan:extraModels": model_lists}
+    return {key: draw(values.get(key, numbers)) for key in chosen}
+
+
+@settings(max_examples=24, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(overrides=configurations())
+def test_every_setting_is_accepted_or_refused_by_name_never_with_a_traceback(
+    tmp_path: Path, overrides: dict[str, Any]
+) -> None:
+    db = tmp_path / "never.sqlite3"
+    host = ProviderHost(tmp_path / "host.stderr")
+    try:
+        host.configure(sandbox_config(db, **overrides))
+        _, failures = host.check(QUOTA)  # a HostError here is the traceback this test forbids
+    finally:
+        host.close()
+    scan_host(host, db)
+    assert len(failures) <= 1, failures
+    if failures:
+        [(prop, reason)] = failures
+        assert prop == "" and any(reason.startswith(f"stack config {key}") for key in overrides), reason
+    assert not db.exists()
+
+
+# -- release times at the edges -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("value", ["9999-12-31T20:00:00Z", "9999-12-31T23:59:59-08:00", "0001-01-01T00:00:00+09:00"])
+def test_release_times_python_cannot_show_are_refused_by_name_in_check_and_tolerated_in_diff(
+    host: ProviderHost, control, value: str
+) -> None:
+    _, failures = host.check({**QUOTA, "releaseTime": value})
+    assert [prop for prop, _ in failures] == ["releaseTime"] and "outside the range" in failures[0][1]
+    state = {**QUOTA, "paymentTiming": "Postpaid", "releaseTime": value, "instanceId": "tpm-AbCd1234"}
+    assert host.diff("tpm-AbCd1234", state, {**QUOTA, "paymentTiming": "Postpaid"})["changes"] == "DIFF_SOME"
+    assert control.requests() == []
+
+
+def test_a_replacement_is_a_new_quota_whose_release_must_be_in_the_future(host: ProviderHost) -> None:
+    past = "2001-01-01T00:00:00+08:00"
+    stored = {**QUOTA, "paymentTiming": "Postpaid", "releaseTime": past}
+    _, failures = host.check({**QUOTA, "releaseTime": past}, olds=stored)
+    assert failures == []  # unchanged on the same quota: it may have passed
+    _, failures = host.check({**QUOTA, "model": "ernie-lite-8k", "releaseTime": past}, olds=stored)
+    assert [prop for prop, _ in failures] == ["releaseTime"] and "not in the future" in failures[0][1]
