@@ -23,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import date
@@ -71,7 +71,7 @@ class Row:
 
 def print_table(rows: list[Row]) -> None:
     header = ["measure", "qianfan-tpm", "baseline", "ratio", "goal", "met"]
-    widths = [max(len(r.cells[i]) for r in rows + [Row(*header[:3], None, header[4], None)]) for i in range(6)]
+    widths = [max(len(r.cells[i]) for r in rows) for i in range(6)]
     widths = [max(w, len(h)) for w, h in zip(widths, header, strict=True)]
     line = "| " + " | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + " |"
     print(line)
@@ -109,7 +109,7 @@ def preview_seconds(h: ProviderHost, quotas: int, workers: int) -> float:
     def one(i: int) -> None:
         inputs, failures = h.check({**INPUTS, "purchaseCount": 1 + i % 5}, olds=STATE, name=f"q{i}")
         assert not failures, failures
-        h.diff(STATE["instanceId"], STATE, inputs, name=f"q{i}")
+        h.diff(str(STATE["instanceId"]), STATE, inputs, name=f"q{i}")
 
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -241,7 +241,10 @@ def bench_calls_per_operation(workdir: Path) -> list[Row]:
         control.clear_requests()
         h.delete(id_, outs)
         delete = [r["action"] for r in control.requests()]
-    short = lambda actions: ", ".join(a.replace("TPMResource", "") for a in actions)  # noqa: E731
+
+    def short(actions: list[str]) -> str:
+        return ", ".join(a.replace("TPMResource", "") for a in actions)
+
     rows.append(Row("API calls per create", f"{len(create)} ({short(create)})", "", None, "<= 3", len(create) <= 3))
     rows.append(
         Row("API calls per update (resize + move release)", f"{len(update)} ({short(update)})", "", None, "", None)
@@ -437,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="qianfan-tpm-bench-") as tmp:
         workdir = Path(tmp)
-        for step in (
+        steps: list[Callable[[], list[Row]]] = [
             lambda: [bench_preview(workdir, args.quotas, args.repeat)],
             lambda: [bench_cold_start(workdir, max(args.repeat, 7))],
             lambda: [bench_import_is_lazy()],
@@ -446,7 +449,8 @@ def main(argv: list[str] | None = None) -> int:
             lambda: bench_calls_per_operation(workdir),
             lambda: [bench_apply(workdir, args.creates, args.latency_ms, max(1, args.repeat // 2))],
             lambda: [bench_audit(workdir, args.audit_instances, args.latency_ms, max(1, args.repeat // 2))],
-        ):
+        ]
+        for step in steps:
             rows.extend(step())
     print_table(rows)
     return 0 if all(r.cells[5] != "NO" for r in rows) else 1

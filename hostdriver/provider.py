@@ -32,7 +32,7 @@ def provider_blob() -> str:
     """What a program's TPMQuota stores in `__provider`."""
     from providers import TPMQuotaProvider
 
-    return serialize_provider(TPMQuotaProvider())
+    return str(serialize_provider(TPMQuotaProvider()))
 
 
 def to_struct(props: dict[str, Any]) -> struct_pb2.Struct:
@@ -51,7 +51,8 @@ def from_struct(struct: struct_pb2.Struct) -> dict[str, Any]:
             return [plain(v) for v in value]
         return value
 
-    return plain(struct)
+    plain_struct: dict[str, Any] = plain(struct)
+    return plain_struct
 
 
 def urn(name: str, stack: str = "dev") -> str:
@@ -96,8 +97,9 @@ class ProviderHost:
 
     def _read_port(self) -> int:
         lines: queue.Queue[bytes] = queue.Queue()
-        assert self.process.stdout is not None
-        threading.Thread(target=lambda: lines.put(self.process.stdout.readline()), daemon=True).start()
+        stdout = self.process.stdout
+        assert stdout is not None
+        threading.Thread(target=lambda: lines.put(stdout.readline()), daemon=True).start()
         try:
             line = lines.get(timeout=START_TIMEOUT)
         except queue.Empty:
@@ -125,7 +127,9 @@ class ProviderHost:
     def configure(self, config: dict[str, str]) -> None:
         self._rpc("Configure", provider_pb2.ConfigureRequest(args=to_struct(config), acceptSecrets=True))
 
-    def check(self, news: dict[str, Any], olds: dict[str, Any] | None = None, name: str = "q") -> tuple[dict, list]:
+    def check(
+        self, news: dict[str, Any], olds: dict[str, Any] | None = None, name: str = "q"
+    ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         response = self._rpc(
             "Check",
             provider_pb2.CheckRequest(
