@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .deadline import Deadline, backoff
 from .errors import Kind, QianfanError, classify, from_sdk_exception
@@ -27,6 +27,8 @@ RELEASE = "ReleaseTPMResource"
 
 #: Upper bound of one HTTP exchange; the operation deadline can make it shorter.
 REQUEST_TIMEOUT_SECONDS = 60.0
+
+T = TypeVar("T")
 
 _SANDBOX_LOCK = threading.Lock()
 _SANDBOXES: dict[Path, Any] = {}
@@ -66,11 +68,12 @@ class QianfanClient:
             raise QianfanError(PURCHASE, Kind.BAD_ANSWER, message="the answer carried no instanceId")
         return instance_id
 
-    def describe(self, model: str, deadline: Deadline, instance_id: str | None = None, **extra: Any) -> Any:
-        """The raw `result` of DescribeTPMResource; see `instances.parse_instances` for its shapes."""
+    def describe(self, model: str, deadline: Deadline, *, retry: bool = True, **extra: Any) -> Any:
+        """The raw `result` of DescribeTPMResource (one attempt unless `retry`); see
+        `instances.parse_instances` for its shapes."""
         body: dict[str, Any] = {"model": model, **extra}
-        if instance_id:
-            body["instanceId"] = instance_id
+        if not retry:
+            return self._send(DESCRIBE, body, deadline)
         return self._call_with_retry(DESCRIBE, body, deadline)
 
     def resize(self, instance_id: str, count: int, deadline: Deadline) -> None:
@@ -90,21 +93,26 @@ class QianfanClient:
 
     # -- plumbing ------------------------------------------------------------------------------
     def _call_with_retry(self, action: str, body: dict[str, Any], deadline: Deadline) -> Any:
-        attempt = 0
+        return self.with_retries(action, lambda: self._send(action, body, deadline), deadline)
+
+    def with_retries(self, action: str, attempt: Callable[[], T], deadline: Deadline) -> T:
+        """Run `attempt` until it succeeds, retrying throttling, 5xx and lost answers with backoff
+        inside the deadline; the last failure names the attempts and qianfan:timeoutSeconds."""
+        tries = 0
         started = time.monotonic()
         while True:
             try:
-                return self._send(action, body, deadline)
+                return attempt()
             except QianfanError as err:
                 if not err.retryable:
                     raise
-                delay = backoff(attempt)
-                attempt += 1
+                delay = backoff(tries)
+                tries += 1
                 if not deadline.sleep(delay):
                     waited = time.monotonic() - started
                     raise err.replace(
                         hint=(
-                            f"gave up after {attempt} attempt(s) in {waited:.1f}s, the limit set by "
+                            f"gave up after {tries} attempt(s) in {waited:.1f}s, the limit set by "
                             f"qianfan:timeoutSeconds ({self._settings.timeout_seconds:g}s)"
                         )
                     ) from None

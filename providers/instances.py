@@ -16,11 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from .client import QianfanClient
 from .deadline import Deadline, backoff
-from .errors import Kind, QianfanError
 from .fields import RPM_PER_UNIT, TPM_PER_UNIT
 from .release_time import normalise_release_time
 
@@ -120,13 +119,13 @@ def _next_marker(result: Any) -> str | None:
 
 
 # -- finders -----------------------------------------------------------------------------------
-def list_instances(client: QianfanClient, model: str, deadline: Deadline) -> list[Instance]:
+def list_instances(client: QianfanClient, model: str, deadline: Deadline, *, retry: bool = True) -> list[Instance]:
     """Every instance Qianfan lists for the model, following marker pages if it ever paginates."""
     found: list[Instance] = []
     marker: str | None = None
     for _ in range(_MAX_PAGES):
         extra = {"marker": marker} if marker else {}
-        result = client.describe(model, deadline, **extra)
+        result = client.describe(model, deadline, retry=retry, **extra)
         found.extend(parse_instances(result))
         marker = _next_marker(result)
         if not marker:
@@ -134,46 +133,42 @@ def list_instances(client: QianfanClient, model: str, deadline: Deadline) -> lis
     return found
 
 
-def describe_one(client: QianfanClient, model: str, instance_id: str, deadline: Deadline) -> Instance | None:
-    """One Describe by id: the instance as Qianfan reports it, or None when this answer lacks it."""
-    try:
-        result = client.describe(model, deadline, instance_id=instance_id)
-    except QianfanError as err:
-        if err.kind is Kind.NOT_FOUND:
-            return None
-        raise
-    for instance in parse_instances(result):
-        if instance.instance_id == instance_id:
-            return instance
-    return None
+class Lister(Protocol):
+    """Where finders get a model's instances from: `listings.Listings` in the host."""
+
+    def get(self, model: str, deadline: Deadline, *, fresh: bool = False) -> list[Instance]: ...
 
 
-def find_instance(client: QianfanClient, model: str, instance_id: str, deadline: Deadline) -> Instance | None:
+def look(lister: Lister, model: str, instance_id: str, deadline: Deadline, *, fresh: bool = False) -> Instance | None:
+    """One look: the instance in a listing of its model, or None when this listing lacks it."""
+    return next((i for i in lister.get(model, deadline, fresh=fresh) if i.instance_id == instance_id), None)
+
+
+def find_instance(
+    lister: Lister, model: str, instance_id: str, deadline: Deadline, *, fresh: bool = False
+) -> Instance | None:
     """The instance as Qianfan reports it, or None after two consistent absences.
 
-    The second look is a model-wide listing after a short pause, so neither a glitch of one answer
-    nor a lagging filter by id can make a live, billing instance look gone.
+    The second look is a listing requested after a short pause, so neither a glitch of one answer
+    nor a lagging replica can make a live, billing instance look gone.
     """
-    instance = describe_one(client, model, instance_id, deadline)
+    instance = look(lister, model, instance_id, deadline, fresh=fresh)
     if instance is not None:
         return instance
     deadline.sleep(ABSENCE_RECHECK_SECONDS, reserve=0.0)
-    for listed in list_instances(client, model, deadline):
-        if listed.instance_id == instance_id:
-            return listed
-    return None
+    return look(lister, model, instance_id, deadline, fresh=True)
 
 
 def find_elsewhere(
-    client: QianfanClient, instance_id: str, models: Iterable[str], deadline: Deadline
+    lister: Lister, instance_id: str, models: Iterable[str], deadline: Deadline
 ) -> tuple[str, Instance] | None:
     """The live instance with this id under another model, if any (state edited, or a wrong model).
 
-    Describe needs a model, so this costs one call per model: it runs only on the rare path where
+    Describe needs a model, so this costs one listing per model: it runs only on the rare path where
     an instance is missing under the model the state names.
     """
     for model in models:
-        instance = describe_one(client, model, instance_id, deadline)
+        instance = look(lister, model, instance_id, deadline)
         if instance is not None and not instance.gone:
             return model, instance
     return None

@@ -39,7 +39,8 @@ from typing import Protocol
 from .client import QianfanClient
 from .deadline import Deadline, backoff
 from .errors import Kind, ProviderError, QianfanError
-from .instances import Instance, describe_ids, list_instances
+from .instances import Instance, describe_ids
+from .listings import Listings
 
 #: How long past its own deadline a create waits for a recovery another create is running; the
 #: round is bounded by the earliest deadline of the pool, so this only covers lock hand-over.
@@ -62,20 +63,24 @@ class Spec:
 class PurchaseApi(Protocol):
     """The two Qianfan calls a purchase needs; a fake in the unit tests, the client in the host."""
 
-    def list(self, model: str, deadline: Deadline) -> list[Instance]: ...
+    def list(self, model: str, deadline: Deadline, *, fresh: bool = False) -> list[Instance]: ...
 
     def purchase(self, spec: Spec, deadline: Deadline) -> str: ...
 
 
 class QianfanPurchaseApi:
-    def __init__(self, client: QianfanClient) -> None:
-        self._client = client
+    """Listings shared with the host's other operations; each purchase marked as a write."""
 
-    def list(self, model: str, deadline: Deadline) -> list[Instance]:
-        return list_instances(self._client, model, deadline)
+    def __init__(self, client: QianfanClient, listings: Listings) -> None:
+        self._client = client
+        self._listings = listings
+
+    def list(self, model: str, deadline: Deadline, *, fresh: bool = False) -> list[Instance]:
+        return self._listings.get(model, deadline, fresh=fresh)
 
     def purchase(self, spec: Spec, deadline: Deadline) -> str:
-        return self._client.purchase(spec.model, spec.units, spec.release_time, deadline)
+        with self._listings.writing(spec.model):
+            return self._client.purchase(spec.model, spec.units, spec.release_time, deadline)
 
 
 class _Outcome(Enum):
@@ -116,7 +121,11 @@ class Purchases:
 
     # -- the interface -----------------------------------------------------------------------------
     def buy(self, spec: Spec, deadline: Deadline) -> str:
-        """Buy one quota of `spec` and return its instanceId (claimed), or raise naming what is known."""
+        """Buy one quota of `spec` and return its instanceId (claimed), or raise naming what is known.
+
+        The baseline listing may be shared and up to `qianfan:listingMaxAgeSeconds` old: it only
+        has to be requested before this purchase is sent (see the invariant).
+        """
         baseline = frozenset(i.instance_id for i in self._api.list(spec.model, deadline))
         throttled = 0
         lost: _Ticket | None = None
@@ -234,7 +243,7 @@ class Purchases:
         attempt = 0
         try:
             while True:
-                listed = self._api.list(model, deadline)
+                listed = self._api.list(model, deadline, fresh=True)
                 with self._cond:
                     self._assign(tickets, baseline, listed)
                     left = [t for t in tickets if t.outcome is _Outcome.PENDING]

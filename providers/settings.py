@@ -27,6 +27,8 @@ DEFAULT_TIMEOUT_SECONDS = 600.0
 MAX_TIMEOUT_SECONDS = 3600.0
 DEFAULT_SETTLE_SECONDS = 30.0
 DEFAULT_MAX_PURCHASE_COUNT = 20
+DEFAULT_LISTING_MAX_AGE_SECONDS = 1.0
+MAX_LISTING_MAX_AGE_SECONDS = 60.0
 #: The environment variable that names the endpoint (the `qianfan` SDK's own).
 ENDPOINT_ENV = "QIANFAN_CONSOLE_API_BASE_URL"
 #: The first Pulumi CLI that hands a dynamic provider the stack config in Configure.
@@ -81,6 +83,8 @@ class Settings:
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
     max_purchase_count: int = DEFAULT_MAX_PURCHASE_COUNT
     settle_seconds: float = DEFAULT_SETTLE_SECONDS
+    #: How old a shared listing may be for a refresh or a pre-purchase listing (0: no sharing).
+    listing_max_age_seconds: float = DEFAULT_LISTING_MAX_AGE_SECONDS
     #: Why API calls are refused although the settings are valid (None: they are allowed).
     calls_refused: str | None = None
 
@@ -130,6 +134,13 @@ def load_settings(config: Mapping[str, Any], environ: Mapping[str, str] | None =
     cap = _number(pick("qianfan:maxPurchaseCount"), "maxPurchaseCount", DEFAULT_MAX_PURCHASE_COUNT, 1, MAX_UNITS)
     if not float(cap).is_integer():
         raise SettingsError(f"stack config qianfan:maxPurchaseCount must be a whole number, got {cap:g}")
+    max_age = _number(
+        pick("qianfan:listingMaxAgeSeconds"),
+        "listingMaxAgeSeconds",
+        DEFAULT_LISTING_MAX_AGE_SECONDS,
+        0,
+        MAX_LISTING_MAX_AGE_SECONDS,
+    )
     refused = None
     if not config and not env.get(ENDPOINT_ENV, "").strip():
         refused = (
@@ -147,6 +158,7 @@ def load_settings(config: Mapping[str, Any], environ: Mapping[str, str] | None =
         timeout_seconds=timeout,
         max_purchase_count=int(cap),
         settle_seconds=settle,
+        listing_max_age_seconds=max_age,
         calls_refused=refused,
     )
 

@@ -41,7 +41,8 @@ from .fields import (
     known_inputs,
     replaces,
 )
-from .instances import Instance, describe_one, find_elsewhere, find_instance, outputs_of, wait_for
+from .instances import Instance, find_elsewhere, find_instance, look, outputs_of, wait_for
+from .listings import Listings
 from .models import allowed_models
 from .purchase import Purchases, QianfanPurchaseApi, Spec
 from .settings import Settings, SettingsError, load_settings
@@ -56,12 +57,14 @@ class _Runtime:
 
     settings: Settings
     client: QianfanClient
+    listings: Listings
     purchases: Purchases
 
     @classmethod
     def build(cls, settings: Settings) -> _Runtime:
         client = QianfanClient(settings)
-        return cls(settings, client, Purchases(QianfanPurchaseApi(client), settings.settle_seconds))
+        listings = Listings(client, settings.listing_max_age_seconds)
+        return cls(settings, client, listings, Purchases(QianfanPurchaseApi(client, listings), settings.settle_seconds))
 
     def deadline(self) -> Deadline:
         return Deadline(self.settings.timeout_seconds)
@@ -179,7 +182,7 @@ class TPMQuotaProvider(ResourceProvider):
             )
         rt = self._rt()
         deadline = rt.deadline()
-        instance = find_instance(rt.client, model, id_, deadline)
+        instance = find_instance(rt.listings, model, id_, deadline)
         if instance is None:
             self._refuse_other_model(rt, id_, model, deadline, "refresh cannot correct the model in state")
             return ReadResult(None, {})
@@ -212,13 +215,14 @@ class TPMQuotaProvider(ResourceProvider):
         rt = self._rt()
         deadline = rt.deadline()
         try:
-            rt.client.release(model, id_, deadline)
+            with rt.listings.writing(model):
+                rt.client.release(model, id_, deadline)
         except QianfanError as err:
             if err.kind not in (Kind.NOT_FOUND, Kind.REJECTED):
                 raise
             # Already released, expired or unknown is what destroy wants; a refusal of a live
             # instance — or of one that belongs to another model — is not.
-            instance = find_instance(rt.client, model, id_, deadline)
+            instance = find_instance(rt.listings, model, id_, deadline)
             if instance is not None and not instance.gone:
                 raise ProviderError(f"{err}. TPM quota {id_} is still running: nothing was released") from None
             if instance is None:
@@ -233,7 +237,7 @@ class TPMQuotaProvider(ResourceProvider):
         """
         try:
             shown = wait_for(
-                lambda: describe_one(rt.client, inputs.model, instance_id, deadline),
+                lambda: look(rt.listings, inputs.model, instance_id, deadline, fresh=True),
                 lambda found: found is not None,
                 deadline.sub(rt.settings.settle_seconds),
             )
@@ -252,9 +256,9 @@ class TPMQuotaProvider(ResourceProvider):
 
     def _adopt(self, rt: _Runtime, inputs: Desired, instance_id: str, deadline: Deadline) -> Instance:
         """Bring an existing instance under management: buy nothing, make it match the inputs."""
-        found = find_instance(rt.client, inputs.model, instance_id, deadline)
+        found = find_instance(rt.listings, inputs.model, instance_id, deadline)
         if found is None:
-            elsewhere = find_elsewhere(rt.client, instance_id, rt.other_models(inputs.model), deadline)
+            elsewhere = find_elsewhere(rt.listings, instance_id, rt.other_models(inputs.model), deadline)
             where = f"; it is an instance of {elsewhere[0]}: set model to that" if elsewhere else ""
             raise ProviderError(
                 f"adoptInstanceId {instance_id}: Qianfan lists no instance with that id for model {inputs.model}"
@@ -294,7 +298,8 @@ class TPMQuotaProvider(ResourceProvider):
         applied: list[_Change] = []
         for change in changes:
             try:
-                change.apply()
+                with rt.listings.writing(inputs.model):
+                    change.apply()
             except QianfanError as err:
                 if applied:
                     raise ProviderError(
@@ -302,7 +307,7 @@ class TPMQuotaProvider(ResourceProvider):
                         "anything else: the state still shows the old values, and Qianfan bills what it now has"
                     ) from None
                 if err.kind in (Kind.NOT_FOUND, Kind.REJECTED):
-                    found = find_instance(rt.client, inputs.model, instance_id, deadline)
+                    found = find_instance(rt.listings, inputs.model, instance_id, deadline)
                     if found is None or found.gone:
                         raise self._vanished(instance_id) from None
                 raise
@@ -356,10 +361,10 @@ class TPMQuotaProvider(ResourceProvider):
 
         window = rt.settings.settle_seconds
         found = wait_for(
-            lambda: describe_one(rt.client, inputs.model, instance_id, deadline), settled, deadline.sub(window)
+            lambda: look(rt.listings, inputs.model, instance_id, deadline, fresh=True), settled, deadline.sub(window)
         )
         if found is None:  # not one answer listed it: look once more, model-wide, before concluding
-            found = find_instance(rt.client, inputs.model, instance_id, deadline)
+            found = find_instance(rt.listings, inputs.model, instance_id, deadline)
         if found is None or found.gone:
             raise self._vanished(instance_id)
         problems = self._mismatches(found, inputs, sent)
@@ -388,7 +393,7 @@ class TPMQuotaProvider(ResourceProvider):
     # -- ownership -------------------------------------------------------------------------------
     def _owned(self, rt: _Runtime, instance_id: str, model: str, deadline: Deadline) -> Instance:
         """The live instance, confirmed under the quota's model before anything changes it."""
-        found = find_instance(rt.client, model, instance_id, deadline)
+        found = find_instance(rt.listings, model, instance_id, deadline)
         if found is None:
             self._refuse_other_model(rt, instance_id, model, deadline, "nothing was changed")
             raise self._vanished(instance_id)
@@ -399,7 +404,7 @@ class TPMQuotaProvider(ResourceProvider):
     @staticmethod
     def _refuse_other_model(rt: _Runtime, instance_id: str, model: str, deadline: Deadline, outcome: str) -> None:
         """Fail when an instance missing under `model` is alive under another one (an edited state)."""
-        elsewhere = find_elsewhere(rt.client, instance_id, rt.other_models(model), deadline)
+        elsewhere = find_elsewhere(rt.listings, instance_id, rt.other_models(model), deadline)
         if elsewhere is not None:
             raise ProviderError(
                 f"TPM quota {instance_id} belongs to model {elsewhere[0]}, not {model} as the state says; "

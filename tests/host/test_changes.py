@@ -115,7 +115,8 @@ def test_a_resize_order_slower_than_the_settle_time_is_reported_not_recorded(mak
 
 
 # -- absences -------------------------------------------------------------------------------------------
-def test_one_empty_answer_never_drops_a_live_quota(host: ProviderHost, control) -> None:
+def test_one_empty_answer_never_drops_a_live_quota(make_host, control) -> None:
+    host = make_host(**{"qianfan:listingMaxAgeSeconds": "0"})  # every look is its own Describe
     id_, outs = host.up({"model": MODEL, "purchaseCount": 1})
     control.add_fault("DescribeTPMResource", "empty")  # a lagging replica, once
     read_id, read_outs, _ = host.read(id_, outs)

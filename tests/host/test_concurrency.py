@@ -73,7 +73,9 @@ def test_ten_creates_of_one_spec_with_lost_answers_buy_exactly_ten(make_host, co
     """The issue's scenario: 10 creates of one spec at once, six purchase answers lost after
     committing (503), three Describe failures (500), 30 ms latency. Before the pool recovery, about
     one run in three bought an 11th instance that no state held and no error named."""
-    host = make_host(**{"qianfan:settleSeconds": "3", "qianfan:timeoutSeconds": "60"})
+    host = make_host(
+        **{"qianfan:settleSeconds": "3", "qianfan:timeoutSeconds": "60", "qianfan:listingMaxAgeSeconds": "1"}
+    )
     props = {"model": "ernie-speed-8k", "purchaseCount": 1}
     for run in range(3):
         control.clear_requests()
@@ -100,7 +102,9 @@ def test_ten_creates_of_one_spec_with_lost_answers_buy_exactly_ten(make_host, co
 
 
 def test_randomized_trials_at_concurrency_8_to_16(make_host, control) -> None:
-    host = make_host(**{"qianfan:settleSeconds": "1", "qianfan:timeoutSeconds": "60"})
+    host = make_host(
+        **{"qianfan:settleSeconds": "1", "qianfan:timeoutSeconds": "60", "qianfan:listingMaxAgeSeconds": "1"}
+    )
     rng = random.Random(SEED)
     stats: Counter[str] = Counter()
     started = time.monotonic()

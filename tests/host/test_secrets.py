@@ -122,7 +122,7 @@ def test_sdk_error_text_itself_carries_the_access_key(sandbox_db) -> None:
 
 
 def test_sdk_logs_and_import_warnings_stay_out_of_host_output(make_host, control) -> None:
-    host = make_host(**{"qianfan:timeoutSeconds": "2"})
+    host = make_host(**{"qianfan:timeoutSeconds": "2", "qianfan:settleSeconds": "1"})
     control.add_fault("*", "error", count=100)
     with pytest.raises(HostError):
         host.up({"model": MODEL, "purchaseCount": 1})

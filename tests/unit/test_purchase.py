@@ -114,7 +114,7 @@ class FakeQianfan:
         return self.commit(spec)
 
     # -- the PurchaseApi ---------------------------------------------------------------------------
-    def list(self, model: str, deadline: Deadline) -> list[Instance]:
+    def list(self, model: str, deadline: Deadline, *, fresh: bool = False) -> list[Instance]:
         with self._lock:
             self.listings += 1
             if self.list_error is not None:
@@ -358,11 +358,11 @@ def test_a_listing_that_fails_during_recovery_names_the_doubt_and_frees_the_mode
     with running(fake) as run:
         original_list = fake.list
 
-        def list_fails_after_the_first(model: str, deadline: Deadline) -> list[Instance]:
+        def list_fails_after_the_first(model: str, deadline: Deadline, *, fresh: bool = False) -> list[Instance]:
             if fake.listings >= 1:
                 fake.listings += 1
                 raise QianfanError("DescribeTPMResource", Kind.SERVER, status=500, hint="gave up after 3 attempt(s)")
-            return original_list(model, deadline)
+            return original_list(model, deadline, fresh=fresh)
 
         fake.list = list_fails_after_the_first  # type: ignore[method-assign]
         run.start("A", ONE)
