@@ -136,6 +136,7 @@ def test_units(fields: dict[str, Any], units: int | None) -> None:
 
 @pytest.mark.xfail(
     strict=True,
+    raises=AssertionError,
     reason="instances.parse_instance takes any integral `count` (0, negative) as the unit count, while a tpm "
     "of 0 or below is treated as unknown; refresh then records purchaseCount -3 and tpm -30000",
 )
@@ -166,6 +167,7 @@ def test_items_without_a_usable_id_are_skipped(instance_id: Any) -> None:
 
 @pytest.mark.xfail(
     strict=True,
+    raises=AssertionError,
     reason="instances.parse_instance accepts instanceId true (bool passes isinstance(..., int)) as the id "
     "'True', while false is skipped as no id",
 )
