@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 from hostdriver import PROJECT_ROOT, TYPE
-from providers.stack_config import QuotaPlanError, parse_quota_plan
+from providers.stack_config import parse_quota_plan
+from tests.unit.test_stack_config import MALFORMED
 
 
 class RecordingMocks(pulumi.runtime.Mocks):
@@ -98,42 +99,11 @@ def test_protect_and_delete_before_replace_reach_the_resource_options(monkeypatc
     assert [(o.protect, o.delete_before_replace) for o in seen] == [(True, False), (False, True)]
 
 
-@pytest.mark.parametrize(
-    "quotas, fragment",
-    [
-        ({"name": "x"}, "must be a list"),
-        (["chat"], "qianfan-tpm:quotas[0]: entry must be an object"),
-        ([{"model": "ernie-speed-8k", "purchaseCount": 1}], "qianfan-tpm:quotas[0]: name is required"),
-        ([{"name": "chat", "purchaseCount": 1}], "qianfan-tpm:quotas[0] ('chat'): model is required"),
-        (
-            [{"name": "chat", "model": "ernie-speed-8k", "purchaseCount": 1.5}],
-            "('chat'): purchaseCount must be a whole number",
-        ),
-        (
-            [{"name": "chat", "model": "ernie-speed-8k", "purchaseCount": 1, "releaseTime": "soon"}],
-            "('chat'): releaseTime 'soon' is not a time",
-        ),
-        (
-            [{"name": "chat", "model": "ernie-speed-8k", "purchaseCount": 1, "protect": "yes"}],
-            "('chat'): protect must be true or false",
-        ),
-        (
-            [{"name": "chat", "model": "ernie-speed-8k", "purchasecount": 1}],
-            "('chat'): purchasecount is not a quota field",
-        ),
-        (
-            [
-                {"name": "a", "model": "ernie-speed-8k", "purchaseCount": 1},
-                {"name": "a", "model": "ernie-lite-8k", "purchaseCount": 1},
-            ],
-            "qianfan-tpm:quotas[1] ('a'): name is used by an earlier entry",
-        ),
-    ],
-)
-def test_malformed_list_names_entry_and_field(quotas: Any, fragment: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(QuotaPlanError, match=None) as caught:
-        parse_quota_plan(quotas)
-    assert fragment in str(caught.value)
+@pytest.mark.parametrize("quotas, fragment", MALFORMED)
+def test_malformed_list_fails_the_program_naming_entry_and_field(
+    quotas: Any, fragment: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The parser's message (tests/unit/test_stack_config.py) reaches the user through the program."""
     with pytest.raises(pulumi.RunError) as from_program:
         run_program(quotas, monkeypatch)
     assert fragment in str(from_program.value)
