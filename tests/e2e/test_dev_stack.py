@@ -216,6 +216,10 @@ def test_refresh_then_destroy(
     for other in refreshed.resources:
         if other.urn != changed.urn:
             assert by_urn[other.urn].outputs == other.outputs and by_urn[other.urn].inputs == other.inputs
+    # The refreshed state records what Read reported, inputs included (so the drift is a diff).
+    assert [(r.urn, r.id, r.inputs, r.outputs) for r in drifted.resources] == [
+        (got.urn, got.id, got.inputs, got.outputs) for got in reads
+    ]
 
     # ... and the next preview wants to put it back, without calling Qianfan.
     calls = len(control.requests())
