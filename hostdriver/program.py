@@ -90,10 +90,12 @@ class Step(NamedTuple):
 @dataclass(frozen=True)
 class RunResult:
     """A program run: the stack outputs (the wire sentinel `UNKNOWN` where a preview does not
-    know a value), the steps, and the state the engine would save (the prior state in a preview)."""
+    know a value), the steps, Diff's answer per URN diffed (`DIFF_NONE`, `DIFF_SOME`,
+    `DIFF_UNKNOWN`), and the state the engine would save (the prior state in a preview)."""
 
     exports: dict[str, Any]
     steps: tuple[Step, ...]
+    diffs: dict[str, str]
     deployment: Deployment
 
 
@@ -135,6 +137,7 @@ class EngineMocks(pulumi.runtime.Mocks):
         self.monitor = _EngineMonitor(self)
         self.steps: list[Step] = []
         self.resources: list[StateResource] = []
+        self.diffs: dict[str, str] = {}
         self._lock = threading.Lock()
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[Any, Any], list[tuple[str, str]] | None]:
@@ -160,6 +163,8 @@ class EngineMocks(pulumi.runtime.Mocks):
             )
             return id_, outputs
         diff = self._diff(old, checked)
+        with self._lock:
+            self.diffs[urn] = provider_pb2.DiffResponse.DiffChanges.Name(diff.changes)
         changed = diff.changes == provider_pb2.DiffResponse.DIFF_SOME or (
             diff.changes == provider_pb2.DiffResponse.DIFF_UNKNOWN and checked != old.inputs  # the engine diffs
         )
@@ -316,7 +321,7 @@ def run_program(
             delete(host, resource)
         mocks.steps.append(Step("delete", resource.urn))
     deployment = prior if preview else Deployment(dict(config), tuple(mocks.resources))
-    return RunResult(exports, tuple(mocks.steps), deployment)
+    return RunResult(exports, tuple(mocks.steps), dict(mocks.diffs), deployment)
 
 
 @dataclass(frozen=True)

@@ -108,6 +108,7 @@ def test_up_buys_one_instance_per_quota(
     assert sorted(result.steps, key=lambda s: s.urn) == sorted(
         (("create", urn_of(name)) for name in plan), key=lambda s: s[1]
     )
+    assert result.diffs == {}  # nothing to diff against on a new stack
 
     # -- the sandbox: one instance per quota, as declared -----------------------------------------
     control = SandboxControl(sandbox_db)
@@ -176,6 +177,7 @@ def test_second_up_changes_nothing(
     assert sorted(again.steps, key=lambda s: s.urn) == sorted(
         (("same", r.urn) for r in state.resources), key=lambda s: s[1]
     )
+    assert again.diffs == {r.urn: "DIFF_NONE" for r in state.resources}
     assert again.exports == first.exports
     assert {r.urn: (r.id, r.inputs, r.outputs) for r in again.deployment.resources} == {
         r.urn: (r.id, r.inputs, r.outputs) for r in state.resources
@@ -227,6 +229,7 @@ def test_refresh_then_destroy(
     assert sorted(plan.steps, key=lambda s: s.urn) == sorted(
         (("update" if r.urn == changed.urn else "same", r.urn) for r in drifted.resources), key=lambda s: s[1]
     )
+    assert plan.diffs == {r.urn: "DIFF_SOME" if r.urn == changed.urn else "DIFF_NONE" for r in drifted.resources}
     assert plan.deployment == drifted
     assert journal(control, calls) == []
 
@@ -265,7 +268,7 @@ def test_preview_calls_no_api(run_host: HostFactory, dev_config: dict[str, str],
     assert plan.exports == {
         name: {"instanceId": UNKNOWN, "status": UNKNOWN, "tpm": UNKNOWN, "rpm": UNKNOWN} for name in declared()
     }
-    assert plan.deployment.resources == ()
+    assert plan.diffs == {} and plan.deployment.resources == ()
     assert host.process.poll() is None, "the host died during the preview"
     # The embedded sandbox creates its database at the first API call: there was none.
     assert not sandbox_db.exists(), "the preview called Qianfan"
@@ -304,6 +307,7 @@ def test_edited_stack_resizes_and_releases(
 
     chat, lite = state.by_name()["chat-speed"], state.by_name()["batch-lite"]
     assert result.steps == (("update", chat.urn), ("delete", lite.urn))
+    assert result.diffs == {chat.urn: "DIFF_SOME"}
     assert journal(control, calls) == [
         (DESCRIBE, {"model": chat.inputs["model"], "instanceId": chat.id}),
         (RESIZE, {"instanceId": chat.id, "count": 2}),
