@@ -5,6 +5,7 @@ through here: `ProviderHost` starts `python -m pulumi.dynamic` and calls its gRP
 engine would.
 """
 
+from . import program as program
 from .provider import (
     PROJECT_ROOT,
     TYPE,

@@ -1,0 +1,349 @@
+"""The dev stack's `pulumi preview`, `up`, `refresh` and `destroy`, rehearsed as closely as this
+machine allows (no Pulumi CLI can be installed here).
+
+`__main__.py` runs under Pulumi's mock runtime with the dev stack's config; every TPMQuota it
+registers goes to a real provider host (`python -m pulumi.dynamic`, cwd = project root) exactly as
+the engine sends it — the registration's inputs with the program's own `__provider`, Check, then
+Create (or Diff, and Update, against the state of an earlier run) — and the host's answers are what
+the program's exports resolve to. Each CLI run gets its own host process, configured with the stack
+config as the engine sends it since Pulumi 3.139; refresh and destroy use the config saved in state.
+The provider starts its embedded sandbox (a real HTTP server on 127.0.0.1 speaking Qianfan's
+console protocol, with its fixed key pair, because `dev` has no keys) at the first API call.
+
+What the real engine does that this does not:
+- no CLI and no language host: the program runs in the test process (`runpy`, not `python -m` in
+  the project directory), with Pulumi's mock monitor in place of the engine's resource monitor;
+- no default-provider resource (`pulumi:providers:pulumi-python`) is registered or put in state,
+  no checkpoint is written (the state is kept in memory), nothing is encrypted, no secrets
+  provider runs (the dev stack has no secrets), and the stack resource's outputs are read from the
+  program's root stack rather than from RegisterResourceOutputs;
+- `pulumi up` here is the update phase only (as with `--skip-preview`); its preview phase is the
+  preview test, run on its own;
+- Configure carries only `args` and `acceptSecrets`; Check carries no random seed; refresh and
+  destroy call Read and Delete one resource at a time (the engine runs independent ones in
+  parallel); a replacement is refused, not rehearsed; no plugin discovery, no `pulumi-resource-
+  pulumi-python` shim, no policy packs, no `customTimeouts`, `retainOnDelete` or `ignoreChanges`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+
+from hostdriver import TYPE, UNKNOWN, provider_blob
+from hostdriver.program import Deployment, RehearsalError, destroy, engine_config, refresh, run_program
+from qianfan_sandbox import SandboxControl
+from tests.e2e.conftest import HostFactory, assert_no_keys, dev_stack_config, state_text
+
+BEIJING = timezone(timedelta(hours=8))
+UNIT_TPM, UNIT_RPM = 10_000, 33
+DESCRIBE, PURCHASE, RELEASE, RESIZE = (
+    "DescribeTPMResource",
+    "PurchaseTPMResource",
+    "ReleaseTPMResource",
+    "ResizeTPMResource",
+)
+
+
+def release_time(text: str) -> str:
+    """A stack file's releaseTime as Qianfan and the state spell it: RFC3339 in +08:00 (a time
+    without an offset is Beijing time). Written here, not imported from providers/."""
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=BEIJING)
+    return moment.astimezone(BEIJING).isoformat()
+
+
+def declared() -> dict[str, dict[str, Any]]:
+    """What stacks/Pulumi.dev.yaml declares, per quota name: model, units, release time or None."""
+    return {
+        q["name"]: {
+            "model": q["model"],
+            "count": q["purchaseCount"],
+            "releaseTime": release_time(q["releaseTime"]) if "releaseTime" in q else None,
+        }
+        for q in dev_stack_config()["qianfan-tpm:quotas"]
+    }
+
+
+def urn_of(name: str) -> str:
+    return f"urn:pulumi:dev::qianfan-tpm::{TYPE}::{name}"
+
+
+def journal(control: SandboxControl, since: int = 0) -> list[tuple[str, dict[str, Any]]]:
+    """(action, body) of every request the sandbox received, from the `since`-th on."""
+    return [(r["action"], r["body"]) for r in control.requests()[since:]]
+
+
+def wait_until_running(control: SandboxControl, count: int, timeout: float = 10.0) -> None:
+    """A refresh comes later than the `up`: let the sandbox's `Creating` (1 s) pass, bounded."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rows = control.instances()
+        if len(rows) == count and all(r["status"] == "Running" for r in rows):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"the sandbox's instances are not Running after {timeout}s: {control.instances()}")
+
+
+@pytest.fixture
+def deployed(run_host: HostFactory, dev_config: dict[str, str]) -> tuple[Any, Deployment]:
+    """`pulumi up` of the dev stack on a new stack: (its run result, the state it saved)."""
+    result = run_program(run_host("up", dev_config), dev_config, preview=False)
+    return result, result.deployment
+
+
+def test_up_buys_one_instance_per_quota(
+    deployed: tuple[Any, Deployment], dev_config: dict[str, str], sandbox_db: Path
+) -> None:
+    result, state = deployed
+    plan = declared()
+    assert sorted(result.steps, key=lambda s: s.urn) == sorted(
+        (("create", urn_of(name)) for name in plan), key=lambda s: s[1]
+    )
+    assert result.diffs == {}  # nothing to diff against on a new stack
+
+    # -- the sandbox: one instance per quota, as declared -----------------------------------------
+    control = SandboxControl(sandbox_db)
+    rows = {row["instanceId"]: row for row in control.instances()}
+    assert len(rows) == len(plan)
+    resources = state.by_name()
+    assert sorted(resources) == sorted(plan)
+    for name, want in plan.items():
+        row = rows[resources[name].id]
+        assert (row["model"], row["count"], row["releaseTime"]) == (want["model"], want["count"], want["releaseTime"])
+        assert row["paymentTiming"] == "Postpaid" and row["status"] in ("Creating", "Running") and not row["released"]
+
+    # -- the program's exports resolved to what the host created ----------------------------------
+    assert result.exports == {
+        name: {
+            "instanceId": resources[name].id,
+            "status": resources[name].outputs["status"],
+            "tpm": want["count"] * UNIT_TPM,
+            "rpm": want["count"] * UNIT_RPM,
+        }
+        for name, want in plan.items()
+    }
+
+    # -- the state: urn, id, checked inputs, outputs ----------------------------------------------
+    blob = provider_blob()
+    pickled = base64.b64decode(blob)
+    assert b"providers.tpm_quota" in pickled and b"TPMQuotaProvider" in pickled and len(blob) < 300
+    assert state.config == dev_config
+    for name, want in plan.items():
+        resource = resources[name]
+        assert resource.urn == urn_of(name) and resource.type == TYPE and not resource.protect
+        inputs = {"model": want["model"], "purchaseCount": want["count"], "paymentTiming": "Postpaid"}
+        if want["releaseTime"]:
+            inputs["releaseTime"] = want["releaseTime"]
+        assert resource.inputs == {**inputs, "__provider": blob}
+        assert resource.outputs == {
+            **resource.inputs,
+            "instanceId": resource.id,
+            "status": resource.outputs["status"],
+            "tpm": want["count"] * UNIT_TPM,
+            "rpm": want["count"] * UNIT_RPM,
+        }
+    assert_no_keys({"state": state_text(state)})
+
+    # -- the calls: per create, as the README's lifecycle says (Describe, Purchase, Describe) ------
+    sent = journal(control)
+    assert len(sent) == 3 * len(plan)  # creates run concurrently: their requests interleave
+    for name, want in plan.items():
+        billing = {"paymentTiming": "Postpaid"}
+        if want["releaseTime"]:
+            billing["releaseTime"] = want["releaseTime"]
+        assert [(a, b) for a, b in sent if b.get("model") == want["model"]] == [
+            (DESCRIBE, {"model": want["model"]}),
+            (PURCHASE, {"model": want["model"], "billing": billing, "purchaseCount": want["count"]}),
+            (DESCRIBE, {"model": want["model"], "instanceId": resources[name].id}),
+        ]
+    assert all(r["status"] == 200 for r in control.requests())
+
+
+def test_second_up_changes_nothing(
+    deployed: tuple[Any, Deployment], run_host: HostFactory, dev_config: dict[str, str], sandbox_db: Path
+) -> None:
+    first, state = deployed
+    calls = len(SandboxControl(sandbox_db).requests())
+    again = run_program(run_host("up-again", dev_config), dev_config, preview=False, prior=state)
+    assert sorted(again.steps, key=lambda s: s.urn) == sorted(
+        (("same", r.urn) for r in state.resources), key=lambda s: s[1]
+    )
+    assert again.diffs == {r.urn: "DIFF_NONE" for r in state.resources}
+    assert again.exports == first.exports
+    assert {r.urn: (r.id, r.inputs, r.outputs) for r in again.deployment.resources} == {
+        r.urn: (r.id, r.inputs, r.outputs) for r in state.resources
+    }
+    assert journal(SandboxControl(sandbox_db), calls) == [], "a second `pulumi up` without changes called Qianfan"
+
+
+def test_refresh_then_destroy(
+    deployed: tuple[Any, Deployment], run_host: HostFactory, dev_config: dict[str, str], sandbox_db: Path
+) -> None:
+    _, state = deployed
+    control = SandboxControl(sandbox_db)
+    wait_until_running(control, len(state.resources))
+    # `pulumi refresh` and `pulumi destroy` do not run the program: a new host, the config of state.
+    later = run_host("refresh-destroy", state.config)
+
+    # -- refresh: nothing changed but the status Qianfan reports ----------------------------------
+    calls = len(control.requests())
+    refreshed, reads = refresh(later, state)
+    for resource, got in zip(state.resources, reads, strict=True):
+        assert got.id == resource.id
+        assert got.outputs == {**resource.outputs, "status": "Running"}  # was Creating or Running
+        assert got.inputs == resource.inputs
+    assert journal(control, calls) == [
+        (DESCRIBE, {"model": r.inputs["model"], "instanceId": r.id}) for r in state.resources
+    ]
+    assert [(r.urn, r.id, r.inputs) for r in refreshed.resources] == [(r.urn, r.id, r.inputs) for r in state.resources]
+
+    # -- a change made in the console shows as drift ----------------------------------------------
+    changed = refreshed.by_name()["chat-speed"]
+    control.update_instance(changed.id, count=3)
+    drifted, reads = refresh(later, refreshed)
+    by_urn = {got.urn: got for got in reads}
+    got = by_urn[changed.urn]
+    assert got.id == changed.id
+    assert (got.outputs["purchaseCount"], got.outputs["tpm"], got.outputs["rpm"]) == (3, 3 * UNIT_TPM, 3 * UNIT_RPM)
+    assert got.inputs == {**changed.inputs, "purchaseCount": 3}
+    for other in refreshed.resources:
+        if other.urn != changed.urn:
+            assert by_urn[other.urn].outputs == other.outputs and by_urn[other.urn].inputs == other.inputs
+    # The refreshed state records what Read reported, inputs included (so the drift is a diff).
+    assert [(r.urn, r.id, r.inputs, r.outputs) for r in drifted.resources] == [
+        (got.urn, got.id, got.inputs, got.outputs) for got in reads
+    ]
+
+    # ... and the next preview wants to put it back, without calling Qianfan.
+    calls = len(control.requests())
+    plan = run_program(run_host("preview-drift", dev_config), dev_config, preview=True, prior=drifted)
+    assert sorted(plan.steps, key=lambda s: s.urn) == sorted(
+        (("update" if r.urn == changed.urn else "same", r.urn) for r in drifted.resources), key=lambda s: s[1]
+    )
+    assert plan.diffs == {r.urn: "DIFF_SOME" if r.urn == changed.urn else "DIFF_NONE" for r in drifted.resources}
+    assert plan.deployment == drifted
+    assert journal(control, calls) == []
+
+    # -- destroy: Release, last first; every instance stopped ----------------------------------
+    calls = len(control.requests())
+    order = destroy(later, drifted)
+    assert order == [r.urn for r in reversed(drifted.resources)]
+    assert journal(control, calls) == [
+        (RELEASE, {"model": r.inputs["model"], "instanceId": r.id}) for r in reversed(drifted.resources)
+    ]
+    rows = control.instances()
+    assert len(rows) == len(state.resources)
+    assert all(row["status"] == "Stopped" and row["released"] for row in rows)
+
+    # -- destroy again (as after a destroy whose state was not saved): nothing left to release ----
+    calls = len(control.requests())
+    destroy(later, drifted)
+    again = control.requests()[calls:]
+    assert [(r["action"], r["status"], r["code"]) for r in again] == [
+        step for _ in drifted.resources for step in ((RELEASE, 400, "InvalidInstanceStatus"), (DESCRIBE, 200, None))
+    ]
+
+    # -- a final refresh finds every quota gone and empties the state -----------------------------
+    emptied, reads = refresh(later, drifted)
+    assert [got.id for got in reads] == ["" for _ in drifted.resources]
+    assert emptied.resources == ()
+    assert_no_keys({"state after up": state_text(state), "state after drift": state_text(drifted)})
+
+
+def test_preview_calls_no_api(run_host: HostFactory, dev_config: dict[str, str], sandbox_db: Path) -> None:
+    host = run_host("preview", dev_config)
+    plan = run_program(host, dev_config, preview=True)
+    assert sorted(plan.steps, key=lambda s: s.urn) == sorted(
+        (("create", urn_of(name)) for name in declared()), key=lambda s: s[1]
+    )
+    assert plan.exports == {
+        name: {"instanceId": UNKNOWN, "status": UNKNOWN, "tpm": UNKNOWN, "rpm": UNKNOWN} for name in declared()
+    }
+    assert plan.diffs == {} and plan.deployment.resources == ()
+    assert host.process.poll() is None, "the host died during the preview"
+    # The embedded sandbox creates its database at the first API call: there was none.
+    assert not sandbox_db.exists(), "the preview called Qianfan"
+    # Pulumi's runtime is left as it was found: no root stack, no config for the next test.
+    assert pulumi.runtime.get_root_resource() is None
+    assert pulumi.Config("qianfan-tpm").get("quotas") is None
+
+
+def test_check_failure_stops_the_run_before_anything_is_bought(
+    run_host: HostFactory, dev_config: dict[str, str], sandbox_db: Path
+) -> None:
+    # The dev stack with a cap below batch-lite's 2 units: `pulumi up` stops in its preview.
+    config = {**dev_config, "qianfan:maxPurchaseCount": "1"}
+    with pytest.raises(RehearsalError) as caught:
+        run_program(run_host("capped", config), config, preview=True)
+    message = str(caught.value)
+    assert message.startswith(urn_of("batch-lite") + ": property purchaseCount value {2} has a problem: ")
+    assert "qianfan:maxPurchaseCount" in message
+    assert not sandbox_db.exists()
+    assert pulumi.runtime.get_root_resource() is None
+
+
+def test_edited_stack_resizes_and_releases(
+    deployed: tuple[Any, Deployment], run_host: HostFactory, dev_config: dict[str, str], sandbox_db: Path
+) -> None:
+    """The stack file edited: chat-speed grows to 2 units, batch-lite is removed."""
+    _, state = deployed
+    raw = dev_stack_config()
+    quotas = [{**q, "purchaseCount": 2} for q in raw["qianfan-tpm:quotas"] if q["name"] == "chat-speed"]
+    config = engine_config(
+        {**raw, "qianfan-tpm:quotas": quotas, "qianfan:sandboxPath": dev_config["qianfan:sandboxPath"]}
+    )
+    control = SandboxControl(sandbox_db)
+    calls = len(control.requests())
+    result = run_program(run_host("up-edited", config), config, preview=False, prior=state)
+
+    chat, lite = state.by_name()["chat-speed"], state.by_name()["batch-lite"]
+    assert result.steps == (("update", chat.urn), ("delete", lite.urn))
+    assert result.diffs == {chat.urn: "DIFF_SOME"}
+    assert journal(control, calls) == [
+        (DESCRIBE, {"model": chat.inputs["model"], "instanceId": chat.id}),
+        (RESIZE, {"instanceId": chat.id, "count": 2}),
+        (DESCRIBE, {"model": chat.inputs["model"], "instanceId": chat.id}),
+        (RELEASE, {"model": lite.inputs["model"], "instanceId": lite.id}),
+    ]
+    [kept] = result.deployment.resources
+    assert (kept.urn, kept.id, kept.outputs["purchaseCount"], kept.outputs["tpm"]) == (
+        chat.urn,
+        chat.id,
+        2,
+        2 * UNIT_TPM,
+    )
+    assert result.exports == {
+        "chat-speed": {
+            "instanceId": chat.id,
+            "status": kept.outputs["status"],
+            "tpm": 2 * UNIT_TPM,
+            "rpm": 2 * UNIT_RPM,
+        }
+    }
+    rows = {row["instanceId"]: row for row in control.instances()}
+    assert rows[chat.id]["count"] == 2 and rows[chat.id]["status"] != "Stopped"
+    assert rows[lite.id]["status"] == "Stopped"
+
+
+def test_config_reaches_the_run_as_the_engine_sends_it(dev_config: dict[str, str], sandbox_db: Path) -> None:
+    """Strings throughout: the quota list as compact JSON (what `pulumi.Config().require_object`
+    and the provider both parse), the sandbox override included; encrypted values are refused."""
+    assert dev_config == {
+        **{k: v for k, v in dev_stack_config().items() if isinstance(v, str)},
+        "qianfan-tpm:quotas": json.dumps(
+            dev_stack_config()["qianfan-tpm:quotas"], separators=(",", ":"), sort_keys=True
+        ),
+        "qianfan:sandboxPath": str(sandbox_db),
+    }
+    assert json.loads(dev_config["qianfan-tpm:quotas"]) == dev_stack_config()["qianfan-tpm:quotas"]
+    with pytest.raises(RehearsalError, match=r"^config qianfan:secretKey is encrypted"):
+        engine_config({"qianfan:endpoint": "sandbox", "qianfan:secretKey": {"secure": "v1:abc"}})
