@@ -70,8 +70,8 @@ def parse_model_list(raw: str | None) -> tuple[str, ...]:
 class _ReadOnlyClient(QianfanClient):
     """The provider's client, refusing Describe answers the parser would silently read as empty."""
 
-    def describe(self, model: str, deadline: Deadline, instance_id: str | None = None, **extra: Any) -> Any:
-        result = super().describe(model, deadline, instance_id, **extra)
+    def describe(self, model: str, deadline: Deadline, *, retry: bool = True, **extra: Any) -> Any:
+        result = super().describe(model, deadline, retry=retry, **extra)
         problem = _shape_problem(result)
         if problem:
             raise _GarbageAnswer(f"DescribeTPMResource for {model} answered {problem}")

@@ -123,11 +123,9 @@ def test_describe_bodies_and_the_raw_result() -> None:
     listing = {"instances": [{"instanceId": "a0085162fxxxx0ad19e58e", "status": "Running"}]}
     client, fake = client_with(ok(listing))
     assert client.describe(MODEL, Deadline(5)) == listing
-    assert client.describe(MODEL, Deadline(5), instance_id="tpm-Vlxxxx3F") == listing
     assert client.describe(MODEL, Deadline(5), marker="m1") == listing
     assert [(c["action"], c["body"]) for c in fake.calls] == [
         ("DescribeTPMResource", {"model": MODEL}),
-        ("DescribeTPMResource", {"model": MODEL, "instanceId": "tpm-Vlxxxx3F"}),
         ("DescribeTPMResource", {"model": MODEL, "marker": "m1"}),
     ]
 
@@ -161,7 +159,7 @@ def test_release_body() -> None:
 def test_no_key_ever_goes_into_a_body_and_the_sdk_never_retries() -> None:
     client, fake = client_with(ok({"instanceId": "tpm-Vlxxxx3F"}))
     client.purchase(MODEL, 1, "2030-01-25T12:30:30+08:00", Deadline(5))
-    client.describe(MODEL, Deadline(5), instance_id="tpm-Vlxxxx3F")
+    client.describe(MODEL, Deadline(5))
     client.resize("tpm-Vlxxxx3F", 2, Deadline(5))
     client.auto_release("tpm-Vlxxxx3F", None, Deadline(5))
     client.release(MODEL, "tpm-Vlxxxx3F", Deadline(5))

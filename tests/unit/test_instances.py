@@ -21,10 +21,10 @@ from providers.errors import Kind, QianfanError
 from providers.instances import (
     Instance,
     describe_ids,
-    describe_one,
     find_elsewhere,
     find_instance,
     list_instances,
+    look,
     outputs_of,
     parse_instance,
     parse_instances,
@@ -232,7 +232,8 @@ class FakeQianfan:
         self.calls: list[tuple[str, str | None, dict[str, Any]]] = []
         self.times: list[float] = []
 
-    def describe(self, model: str, deadline: Deadline, instance_id: str | None = None, **extra: Any) -> Any:
+    def describe(self, model: str, deadline: Deadline, *, retry: bool = True, **extra: Any) -> Any:
+        instance_id = extra.pop("instanceId", None)
         self.calls.append((model, instance_id, extra))
         self.times.append(time.monotonic())
         answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
@@ -303,109 +304,100 @@ def test_list_instances_passes_errors_on() -> None:
     assert caught.value.kind is Kind.SERVER
 
 
-# -- describe_one ---------------------------------------------------------------------------------------
-def test_describe_one_asks_by_id_and_picks_the_instance() -> None:
-    fake = FakeQianfan({"instances": [item("tpm-other"), item("tpm-a", units=2)]})
-    found = describe_one(fake, "ernie-speed-8k", "tpm-a", Deadline(5))
-    assert found is not None and (found.instance_id, found.units) == ("tpm-a", 2)
-    assert fake.calls == [("ernie-speed-8k", "tpm-a", {})]
+# -- finders, over a lister (in the host: the shared listings) ------------------------------------------
+class FakeLister:
+    """Stands in for `listings.Listings`: scripted listings per call, recording `fresh` and when."""
+
+    def __init__(self, *listings: list[Instance] | Exception) -> None:
+        self.listings = list(listings)
+        self.calls: list[tuple[str, bool]] = []
+        self.times: list[float] = []
+
+    def get(self, model: str, deadline: Deadline, *, fresh: bool = False) -> list[Instance]:
+        self.calls.append((model, fresh))
+        self.times.append(time.monotonic())
+        answer = self.listings.pop(0) if len(self.listings) > 1 else self.listings[0]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
 
 
-@pytest.mark.parametrize("answer", [{"instances": []}, {"instances": [item("tpm-other")]}, []])
-def test_describe_one_without_the_instance_is_none(answer: Any) -> None:
-    assert describe_one(FakeQianfan(answer), "ernie-speed-8k", "tpm-a", Deadline(5)) is None
+def running(instance_id: str, units: int = 1, status: str = "Running") -> Instance:
+    return Instance(instance_id, status, units=units, release_time_known=True)
 
 
-def test_describe_one_treats_not_found_as_none() -> None:
-    assert describe_one(FakeQianfan(not_found()), "ernie-speed-8k", "tpm-a", Deadline(5)) is None
+def test_look_picks_the_instance_from_one_listing() -> None:
+    lister = FakeLister([running("tpm-other"), running("tpm-a", units=2)])
+    found = look(lister, "ernie-speed-8k", "tpm-a", Deadline(5))
+    assert found is not None and found.units == 2
+    assert look(lister, "ernie-speed-8k", "tpm-b", Deadline(5), fresh=True) is None
+    assert lister.calls == [("ernie-speed-8k", False), ("ernie-speed-8k", True)]
 
 
-@pytest.mark.parametrize(
-    "error",
-    [
-        server_error(),
-        QianfanError("DescribeTPMResource", Kind.AUTH, status=403, code="AccessDenied"),
-        QianfanError("DescribeTPMResource", Kind.REJECTED, status=400, code="InvalidParameter"),
-        QianfanError("DescribeTPMResource", Kind.NO_ANSWER, message="no answer"),
-    ],
-)
-def test_describe_one_re_raises_anything_else(error: QianfanError) -> None:
-    with pytest.raises(QianfanError) as caught:
-        describe_one(FakeQianfan(error), "ernie-speed-8k", "tpm-a", Deadline(5))
-    assert caught.value is error
-
-
-# -- find_instance: one absence is not proof ----------------------------------------------------------
 @pytest.mark.usefixtures("quick_recheck")
 def test_find_instance_found_at_once_asks_once() -> None:
-    fake = FakeQianfan({"instances": [item("tpm-a")]})
-    assert find_instance(fake, "ernie-speed-8k", "tpm-a", Deadline(5)) is not None
-    assert len(fake.calls) == 1
+    lister = FakeLister([running("tpm-a")])
+    assert find_instance(lister, "ernie-speed-8k", "tpm-a", Deadline(5)) is not None
+    assert lister.calls == [("ernie-speed-8k", False)]
 
 
 @pytest.mark.usefixtures("quick_recheck")
-@pytest.mark.parametrize("first", [{"instances": []}, not_found()], ids=["empty", "not-found"])
-def test_find_instance_looks_again_model_wide_after_one_absence(first: Any) -> None:
-    fake = FakeQianfan(first, {"instances": [item("tpm-other"), item("tpm-a", units=5)]})
-    found = find_instance(fake, "ernie-speed-8k", "tpm-a", Deadline(5))
+def test_find_instance_looks_again_in_a_fresh_listing_after_one_absence() -> None:
+    lister = FakeLister([], [running("tpm-other"), running("tpm-a", units=5)])
+    found = find_instance(lister, "ernie-speed-8k", "tpm-a", Deadline(5))
     assert found is not None and (found.instance_id, found.units) == ("tpm-a", 5)
-    assert [(model, instance_id) for model, instance_id, _ in fake.calls] == [
-        ("ernie-speed-8k", "tpm-a"),
-        ("ernie-speed-8k", None),  # the second look lists the whole model
-    ]
-    assert fake.times[1] - fake.times[0] >= 0.02  # after a pause
+    # The second look may not reuse the listing that lacked it: it is requested after a pause.
+    assert lister.calls == [("ernie-speed-8k", False), ("ernie-speed-8k", True)]
+    assert lister.times[1] - lister.times[0] >= 0.02
 
 
 @pytest.mark.usefixtures("quick_recheck")
 def test_find_instance_reports_absence_after_two_consistent_answers() -> None:
-    fake = FakeQianfan({"instances": []}, {"instances": [item("tpm-other")]})
-    assert find_instance(fake, "ernie-speed-8k", "tpm-a", Deadline(5)) is None
-    assert len(fake.calls) == 2
+    lister = FakeLister([], [running("tpm-other")])
+    assert find_instance(lister, "ernie-speed-8k", "tpm-a", Deadline(5)) is None
+    assert len(lister.calls) == 2
 
 
 def test_find_instance_pause_is_bounded_by_the_deadline() -> None:
-    fake = FakeQianfan({"instances": []})
+    lister = FakeLister([])
     started = time.monotonic()
-    assert find_instance(fake, "ernie-speed-8k", "tpm-a", Deadline(0.1)) is None
+    assert find_instance(lister, "ernie-speed-8k", "tpm-a", Deadline(0.1)) is None
     assert time.monotonic() - started < 0.3  # not the full 0.5 s pause
-    assert len(fake.calls) == 2
+    assert len(lister.calls) == 2
 
 
 @pytest.mark.usefixtures("quick_recheck")
 def test_find_instance_passes_a_failed_second_look_on() -> None:
-    fake = FakeQianfan({"instances": []}, server_error())
+    lister = FakeLister([], server_error())
     with pytest.raises(QianfanError):
-        find_instance(fake, "ernie-speed-8k", "tpm-a", Deadline(5))
+        find_instance(lister, "ernie-speed-8k", "tpm-a", Deadline(5))
 
 
-# -- find_elsewhere -------------------------------------------------------------------------------------
 def test_find_elsewhere_returns_the_first_live_other_model() -> None:
     by_model = {
-        "ernie-lite-8k": {"instances": []},
-        "ernie-tiny-8k": not_found(),
-        "ernie-char-8k": {"instances": [item("tpm-a", "Stopped")]},  # gone: not where it lives
-        "ernie-novel-8k": {"instances": [item("tpm-a", "Creating", units=2)]},
-        "ernie-3.5-8k": {"instances": [item("tpm-a")]},
+        "ernie-lite-8k": [],
+        "ernie-char-8k": [running("tpm-a", status="Stopped")],  # gone: not where it lives
+        "ernie-novel-8k": [running("tpm-a", units=2, status="Creating")],
+        "ernie-3.5-8k": [running("tpm-a")],
     }
 
-    def answer(model: str, instance_id: str | None, extra: dict[str, Any]) -> Any:
-        result = by_model[model]
-        if isinstance(result, Exception):
-            raise result
-        return result
+    class ByModel(FakeLister):
+        def get(self, model: str, deadline: Deadline, *, fresh: bool = False) -> list[Instance]:
+            self.calls.append((model, fresh))
+            return by_model[model]
 
-    fake = FakeQianfan(answer)
-    found = find_elsewhere(fake, "tpm-a", list(by_model), Deadline(5))
+    lister = ByModel([])
+    found = find_elsewhere(lister, "tpm-a", list(by_model), Deadline(5))
     assert found is not None
     model, instance = found
     assert (model, instance.status, instance.units) == ("ernie-novel-8k", "Creating", 2)
-    assert [m for m, _, _ in fake.calls] == ["ernie-lite-8k", "ernie-tiny-8k", "ernie-char-8k", "ernie-novel-8k"]
+    assert [m for m, _ in lister.calls] == ["ernie-lite-8k", "ernie-char-8k", "ernie-novel-8k"]
 
 
 def test_find_elsewhere_nowhere() -> None:
-    fake = FakeQianfan({"instances": []})
-    assert find_elsewhere(fake, "tpm-a", ["a", "b"], Deadline(5)) is None
-    assert [m for m, _, _ in fake.calls] == ["a", "b"]
+    lister = FakeLister([])
+    assert find_elsewhere(lister, "tpm-a", ["a", "b"], Deadline(5)) is None
+    assert [m for m, _ in lister.calls] == ["a", "b"]
 
 
 # -- wait_for -------------------------------------------------------------------------------------------
