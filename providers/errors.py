@@ -92,6 +92,10 @@ def classify(status: int | None, code: str | None) -> Kind:
 _MESSAGE_LIMIT = 500
 
 
+def _one_line(text: str | None) -> str | None:
+    return None if text is None else " ".join(text.split()) or None
+
+
 def _shorten(text: str, limit: int = _MESSAGE_LIMIT) -> str:
     """A server's text, cut so that a misbehaving endpoint cannot flood the error line."""
     return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
@@ -127,9 +131,10 @@ class QianfanError(Exception):
         self.action = action
         self.kind = kind
         self.status = status
-        self.code = code
+        # Any field may carry line breaks from a misbehaving endpoint; the error stays one line.
+        self.code = _one_line(code)
         self.message = " ".join((message or "").split())
-        self.request_id = request_id
+        self.request_id = _one_line(request_id)
         self.hint = _hint(kind, code) if hint is None else hint
         super().__init__(self._render())
 
@@ -164,9 +169,11 @@ class QianfanError(Exception):
         """The same failure with every configured secret scrubbed from every text field.
 
         A misbehaving endpoint may echo the Authorization header into any field of its answer —
-        the code and the requestId included — so no field is trusted.
+        the code and the requestId included — so no field is trusted. The whole fields are scrubbed,
+        before any is cut short for display, so a cut can never leave part of a key behind.
         """
-        if redact(str(self), settings) == str(self):
+        fields = (self.code, self.message, self.request_id, self.hint)
+        if all(value is None or redact(value, settings) == value for value in fields):
             return self
         return self.replace(
             **{

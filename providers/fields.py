@@ -104,7 +104,7 @@ def rule_release_time(value: Any, policy: Policy | None) -> str:
 
 
 def rule_payment_timing(value: Any, policy: Policy | None) -> str:
-    if value != PAYMENT_TIMING:
+    if not isinstance(value, str) or value.strip() != PAYMENT_TIMING:
         raise ValueError(
             f"must be '{PAYMENT_TIMING}', the only payment timing Qianfan offers for TPM quota, got {show(value)}"
         )

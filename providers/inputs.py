@@ -48,7 +48,7 @@ class _Inputs(BaseModel):
         try:
             return _BY_PYTHON[info.field_name].rule(value, None)
         except ValueError as exc:
-            raise PydanticCustomError("tpm_quota_input", str(exc).replace("{", "{{").replace("}", "}}")) from None
+            raise PydanticCustomError("tpm_quota_input", str(exc)) from None  # no context: nothing is formatted
 
     def to_props(self) -> dict[str, Any]:
         """Wire-named inputs; absent optionals are omitted (Pulumi drops None anyway)."""

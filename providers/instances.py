@@ -18,8 +18,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from .client import QianfanClient
+from .client import DESCRIBE, QianfanClient
 from .deadline import Deadline, backoff
+from .errors import Kind, QianfanError
 from .fields import RPM_PER_UNIT, TPM_PER_UNIT
 from .release_time import normalise_release_time
 
@@ -59,6 +60,12 @@ def _int(value: Any) -> int | None:
     return int(number) if number.is_integer() else None
 
 
+def _units(value: Any) -> int | None:
+    """A unit count a quota can have (>= 1), or unknown."""
+    units = _int(value)
+    return units if units is not None and units >= 1 else None
+
+
 def _release(item: dict[str, Any]) -> tuple[str | None, bool]:
     for key in RELEASE_FIELDS:
         if key in item:
@@ -74,11 +81,11 @@ def _release(item: dict[str, Any]) -> tuple[str | None, bool]:
 
 def parse_instance(item: dict[str, Any]) -> Instance | None:
     instance_id = item.get("instanceId") or item.get("instanceID") or item.get("id")
-    if not instance_id or not isinstance(instance_id, str | int):
+    if not instance_id or isinstance(instance_id, bool) or not isinstance(instance_id, str | int):
         return None
-    units = _int(item.get("count"))
+    units = _units(item.get("count"))
     if units is None:
-        units = _int(item.get("purchaseCount"))
+        units = _units(item.get("purchaseCount"))
     if units is None:
         tpm = _int(item.get("tpm"))
         if tpm is not None and tpm > 0 and tpm % TPM_PER_UNIT == 0:
@@ -129,8 +136,13 @@ def list_instances(client: QianfanClient, model: str, deadline: Deadline, *, ret
         found.extend(parse_instances(result))
         marker = _next_marker(result)
         if not marker:
-            break
-    return found
+            return found
+    # A partial listing would make a live instance look absent, or a bought one look missing.
+    raise QianfanError(
+        DESCRIBE,
+        Kind.BAD_ANSWER,
+        message=f"the listing of {model} had more than {_MAX_PAGES} pages; it was not read whole",
+    )
 
 
 class Lister(Protocol):

@@ -57,7 +57,7 @@ def parse_extra_models(raw: object) -> tuple[str, ...]:
     if text.startswith("["):
         try:
             items = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise ValueError(f"looks like a JSON list but is not valid JSON: {show(text)}") from None
         if not isinstance(items, list):
             raise ValueError(f"must be a comma-separated list of model ids, got {show(text)}")

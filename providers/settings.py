@@ -164,6 +164,10 @@ def load_settings(config: Mapping[str, Any], environ: Mapping[str, str] | None =
 
 
 _UNSAFE_URL_CHARACTERS = re.compile(r"[\s\x00-\x1f\x7f]")
+#: The user:password part of a URL, never echoed: it may be a key.
+_USERINFO = re.compile(r"//[^/?#]*@")
+#: A plain decimal number in ASCII (float() would also take '1_000', '١٠', 'inf', 'nan').
+_DECIMAL = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
 
 
 def _endpoint(raw: str) -> str:
@@ -175,7 +179,7 @@ def _endpoint(raw: str) -> str:
     if problem:
         raise SettingsError(
             f"stack config qianfan:endpoint (or {ENDPOINT_ENV}) must be '{SANDBOX_ENDPOINT}' or an http(s) base URL "
-            f"such as {DEFAULT_ENDPOINT}, got {show(raw)}: {problem}"
+            f"such as {DEFAULT_ENDPOINT}, got {show(_USERINFO.sub('//***@', raw))}: {problem}"
         )
     return endpoint
 
@@ -206,10 +210,9 @@ def _number(raw: str | None, key: str, default: float, minimum: float, maximum: 
     if raw is None:
         return default
     allowed = f"stack config qianfan:{key} must be a number from {minimum:g} to {maximum:g}"
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{allowed}, got {show(raw)}") from None
+    if not _DECIMAL.fullmatch(raw):
+        raise SettingsError(f"{allowed}, got {show(raw)}")
+    value = float(raw)
     if not math.isfinite(value) or not minimum <= value <= maximum:
         raise SettingsError(f"{allowed}, got {show(raw)}")
     return value

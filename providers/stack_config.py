@@ -89,7 +89,8 @@ def parse_quota_plan(raw: Any) -> list[QuotaEntry]:
             adopted[adopt] = name
         options = {}
         for key in _OPTIONS:
-            value = item.get(key, False)
+            value = item.get(key)
+            value = False if value is None else value
             if not isinstance(value, bool):
                 raise _entry_error(index, name, key, f"must be true or false, got {show(value)}")
             options[key] = value

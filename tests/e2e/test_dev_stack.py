@@ -156,7 +156,7 @@ def test_up_buys_one_instance_per_quota(
     # -- the calls: per create, as the README's lifecycle says (Describe, Purchase, Describe) ------
     sent = journal(control)
     assert len(sent) == 3 * len(plan)  # creates run concurrently: their requests interleave
-    for name, want in plan.items():
+    for want in plan.values():
         billing = {"paymentTiming": "Postpaid"}
         if want["releaseTime"]:
             billing["releaseTime"] = want["releaseTime"]

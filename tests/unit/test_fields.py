@@ -246,6 +246,7 @@ def test_release_time_refused(value: Any, fragment: str, policy: Policy | None) 
 @pytest.mark.parametrize("policy", [None, POLICY], ids=["shape", "policy"])
 def test_payment_timing(policy: Policy | None) -> None:
     assert rule_payment_timing("Postpaid", policy) == "Postpaid"
+    assert rule_payment_timing(" Postpaid\n", policy) == "Postpaid"  # trimmed, as every other rule does
     for value in ("postpaid", "Prepaid", "", 1, True):
         with pytest.raises(ValueError) as caught:
             rule_payment_timing(value, policy)

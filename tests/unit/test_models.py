@@ -66,13 +66,6 @@ def test_extra_models_invalid_json_is_refused(raw: str) -> None:
         parse_extra_models(raw)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RecursionError,
-    reason="models.parse_extra_models catches only ValueError from json.loads: a JSON list nested about 1,000 "
-    "deep raises RecursionError, which load_settings does not turn into a SettingsError and "
-    "TPMQuotaProvider.configure does not catch",
-)
 def test_a_deeply_nested_json_list_is_refused_as_value_error() -> None:
     with pytest.raises(ValueError):
         parse_extra_models("[" * 1_000 + "]" * 1_000)

@@ -209,6 +209,12 @@ def test_a_key_that_is_not_a_field_name(key: Any, shown: str) -> None:
 
 
 @pytest.mark.parametrize("option", ["protect", "deleteBeforeReplace"])
+def test_an_option_given_as_null_is_absent(option: str) -> None:
+    [entry] = parse_quota_plan([{**CHAT, option: None}])
+    assert (entry.protect, entry.delete_before_replace) == (False, False)
+
+
+@pytest.mark.parametrize("option", ["protect", "deleteBeforeReplace"])
 @pytest.mark.parametrize("value", ["true", 1, 0, "yes"])
 def test_options_take_booleans_only(option: str, value: Any) -> None:
     assert refusal([{**CHAT, option: value}]) == (
