@@ -8,12 +8,14 @@ in flight, or reuses one that is recent enough, under these freshness rules:
 - a confirmation after a write (purchase, resize, release change, release) and a purchase
   recovery use only a listing requested after they asked (`fresh=True`), so after their write
   was answered;
-- no operation uses a listing requested before a write this host sent to the same model;
+- no operation uses a listing requested before a write of this host to the same model was made,
+  a write counting as made when it ended (Qianfan answered it, or the attempt failed): before
+  then nobody can rely on a listing showing it, after then every listing must;
 - a refresh, a pre-purchase listing or an ownership check may use a listing at most
   `qianfan:listingMaxAgeSeconds` old (0 turns sharing off: every operation lists on its own).
 
-A listing that must be requested while writes of its model are in flight waits a moment for them
-(at most `BATCH_SECONDS`), so that the confirmations of a wave of purchases share one listing.
+A fresh listing that must be requested while writes of its model are in flight waits a moment for
+them (at most `BATCH_SECONDS`), so that the confirmations of a wave of purchases share one listing.
 Every wait stays inside the waiting operation's deadline. The shared unit is one attempt: a fault
 reaches every operation that waited on it, and each applies its own retry policy.
 """
@@ -61,15 +63,15 @@ class Listings:
 
     @contextmanager
     def writing(self, model: str) -> Iterator[None]:
-        """Mark a write to `model` in flight: listings requested before it are no longer used."""
+        """Mark a write to `model` in flight; once it ends, listings requested before are not used."""
         with self._cond:
             self._writes[model] += 1
-            self._last_write[model] = time.monotonic()
         try:
             yield
         finally:
             with self._cond:
                 self._writes[model] -= 1
+                self._last_write[model] = time.monotonic()
                 self._cond.notify_all()
 
     def get(self, model: str, deadline: Deadline, *, fresh: bool = False) -> list[Instance]:
@@ -81,10 +83,10 @@ class Listings:
         with self._cond:
             floor = self._floor(model, asked, fresh)
             fetch = self._usable(model, floor) if self._max_age > 0 else None
-            if fetch is None and self._writes[model] > 0:
+            if fetch is None and fresh and self._writes[model] > 0:
                 batch = deadline.sub(BATCH_SECONDS)
                 self._cond.wait_for(lambda: self._writes[model] == 0, timeout=batch.remaining())
-                floor = self._floor(model, asked, fresh)  # a write may have been sent meanwhile
+                floor = self._floor(model, asked, fresh)  # writes have ended meanwhile
                 fetch = self._usable(model, floor) if self._max_age > 0 else None
             starter = fetch is None
             if fetch is None:
