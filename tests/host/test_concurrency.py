@@ -181,3 +181,57 @@ def test_an_interrupted_or_undocumented_answer_to_a_purchase_is_recovered_not_ta
     id_, outs = host.up({"model": "ernie-speed-8k", "purchaseCount": 2})
     assert live(control, "ernie-speed-8k") == {id_} and outs["purchaseCount"] == 2
     assert len(control.requests("PurchaseTPMResource")) == 1
+
+
+def interleaved_trial(host: ProviderHost, control, rng: random.Random, trial: int, model: str) -> None:
+    """Six creates (some losing their answer), three resizes and three refreshes, all at once."""
+    existing = [host.up({"model": model, "purchaseCount": 1}, name=f"i{trial}e{n}") for n in range(6)]
+    control.add_fault("PurchaseTPMResource", "error_after_commit", count=rng.randint(1, 4), status=503)
+    kind, status = rng.choice(DESCRIBE_FAULTS)
+    control.add_fault("DescribeTPMResource", kind, count=rng.randint(1, 2), status=status)
+    sizes = {n: rng.randint(2, 5) for n in range(3)}
+
+    def create(n: int) -> tuple[str, str, dict[str, Any]]:
+        id_, outs = host.up({"model": model, "purchaseCount": 1}, name=f"i{trial}c{n}")
+        return ("create", id_, outs)
+
+    def resize(n: int) -> tuple[str, str, dict[str, Any]]:
+        id_, outs = existing[n]
+        news, _ = host.check({"model": model, "purchaseCount": sizes[n]}, name=f"i{trial}e{n}")
+        return ("resize", id_, host.update(id_, outs, news, name=f"i{trial}e{n}"))
+
+    def refresh(n: int) -> tuple[str, str, dict[str, Any]]:
+        id_, outs = existing[n]
+        read_id, read_outs, _ = host.read(id_, outs, name=f"i{trial}e{n}")
+        assert read_id == id_, f"trial {trial}: a refresh dropped live quota {id_}"
+        return ("refresh", id_, read_outs)
+
+    jobs = [(create, n) for n in range(6)] + [(resize, n) for n in range(3)] + [(refresh, n) for n in range(3, 6)]
+    rng.shuffle(jobs)
+    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+        results = list(pool.map(lambda job: job[0](job[1]), jobs))
+    control.clear_faults()
+
+    rows = {row["instanceId"]: row for row in control.instances(model) if row["status"] != "Stopped"}
+    created = [id_ for kind, id_, _ in results if kind == "create"]
+    assert len(set(created)) == 6 and set(rows) == set(created) | {id_ for id_, _ in existing}
+    for kind, id_, outs in results:
+        assert outs["purchaseCount"] == rows[id_]["count"], f"trial {trial}: {kind} of {id_} reports a wrong size"
+    for n, size in sizes.items():
+        assert rows[existing[n][0]]["count"] == size
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda id_: host.delete(id_, {"model": model, "purchaseCount": 1}), list(rows)))
+
+
+def test_purchases_resizes_and_refreshes_of_one_model_interleave(make_host, control) -> None:
+    """With listings shared (the default), creates that lose answers, resizes and refreshes of other
+    quotas of the same model run at once: nothing is bought twice, every resize is confirmed on a
+    listing that shows it, and no refresh reports a wrong size or drops a live quota."""
+    host = make_host(
+        **{"qianfan:settleSeconds": "1", "qianfan:timeoutSeconds": "60", "qianfan:listingMaxAgeSeconds": "1"}
+    )
+    rng = random.Random(SEED + 7)
+    for trial in range(6):
+        interleaved_trial(host, control, rng, trial, "ernie-speed-8k")
+    assert live(control, "ernie-speed-8k") == set()
+    record("concurrency", "creates, resizes and refreshes of one model interleaved", "6 trials, 0 double purchases")
