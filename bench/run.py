@@ -37,6 +37,7 @@ from pulumi.dynamic.dynamic import serialize_provider
 
 from bench.noop_provider import NoopProvider
 from hostdriver import ProviderHost
+from hostdriver.process import first_line, stop
 from providers import TPMQuotaProvider
 from providers.models import DOCUMENTED_MODELS
 from qianfan_sandbox import SandboxControl
@@ -297,13 +298,12 @@ def standalone_sandbox(db: Path, latency_ms: int) -> Iterator[str]:
         text=True,
     )
     try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        url = next(word for word in line.split() if word.startswith("http://127.0.0.1:"))
-        yield url
+        line = first_line(process, 30)
+        if not line:
+            raise RuntimeError("the standalone sandbox printed no URL within 30 s")
+        yield next(word for word in line.split() if word.startswith("http://127.0.0.1:"))
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        stop(process)
 
 
 def sdk_baseline_seconds(url: str, creates: int) -> tuple[float, int]:

@@ -9,10 +9,8 @@ stderr in a file, so tests can scan them for secrets.
 from __future__ import annotations
 
 import os
-import queue
 import subprocess
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,8 @@ import grpc
 from google.protobuf import struct_pb2, text_format
 from pulumi.dynamic.dynamic import serialize_provider
 from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
+
+from .process import first_line, stop
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 TYPE = "pulumi-python:dynamic/qianfan:TPMQuota"
@@ -96,15 +96,10 @@ class ProviderHost:
         self.transcript: list[str] = []
 
     def _read_port(self) -> int:
-        lines: queue.Queue[bytes] = queue.Queue()
-        stdout = self.process.stdout
-        assert stdout is not None
-        threading.Thread(target=lambda: lines.put(stdout.readline()), daemon=True).start()
-        try:
-            line = lines.get(timeout=START_TIMEOUT)
-        except queue.Empty:
+        line = first_line(self.process, START_TIMEOUT)
+        if line is None:
             self.close()
-            raise RuntimeError(f"provider host printed no port within {START_TIMEOUT}s") from None
+            raise RuntimeError(f"provider host printed no port within {START_TIMEOUT}s")
         if not line.strip():
             self.close()
             raise RuntimeError(f"provider host exited: {self.stderr_path.read_text(errors='replace')}")
@@ -199,13 +194,7 @@ class ProviderHost:
         return self.stderr_path.read_text(errors="replace")
 
     def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop(self.process)
         if getattr(self, "channel", None) is not None:
             self.channel.close()
         self._stderr.close()

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import secrets
 import subprocess
 import sys
 import textwrap
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,6 +24,7 @@ from typing import Any
 import pytest
 
 from hostdriver import PROJECT_ROOT, ProviderHost
+from hostdriver.process import first_line, stop
 from qianfan_sandbox import SandboxControl
 from tests.audit.pulumi_state import Quota, checkpoint_document, encrypted, export_document, shown
 
@@ -125,28 +124,14 @@ class Standalone:
             stderr=subprocess.PIPE,
             text=True,
         )
-        lines: queue.Queue[str] = queue.Queue()
-        stdout = self.process.stdout
-        assert stdout is not None
-        threading.Thread(target=lambda: lines.put(stdout.readline()), daemon=True).start()
-        try:
-            line = lines.get(timeout=30)
-        except queue.Empty:
+        line = first_line(self.process, 30)
+        if not line:
             self.close()
             pytest.fail("the standalone sandbox printed no URL within 30 s")
         self.url = next(word for word in line.split() if word.startswith("http://127.0.0.1:"))
 
     def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        for stream in (self.process.stdout, self.process.stderr):
-            if stream is not None:
-                stream.close()
+        stop(self.process)
 
 
 _SDK_SCRIPT = textwrap.dedent(

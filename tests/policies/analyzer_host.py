@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import copy
 import os
-import queue
 import subprocess
 import sys
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +32,8 @@ import jsonschema
 import yaml
 from google.protobuf import empty_pb2, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
+
+from hostdriver.process import first_line, stop
 
 PACK_DIR = Path(__file__).resolve().parents[2] / "policies"
 TYPE = "pulumi-python:dynamic/qianfan:TPMQuota"
@@ -158,15 +158,10 @@ class AnalyzerHost:
         self.stub = analyzer_pb2_grpc.AnalyzerStub(self.channel)
 
     def _read_port(self) -> int:
-        lines: queue.Queue[bytes] = queue.Queue()
-        stdout = self.process.stdout
-        assert stdout is not None
-        threading.Thread(target=lambda: lines.put(stdout.readline()), daemon=True).start()
-        try:
-            line = lines.get(timeout=START_TIMEOUT)
-        except queue.Empty:
+        line = first_line(self.process, START_TIMEOUT)
+        if line is None:
             self.close()
-            raise RuntimeError(f"policy pack printed no port within {START_TIMEOUT}s") from None
+            raise RuntimeError(f"policy pack printed no port within {START_TIMEOUT}s")
         if not line.strip():
             self.close()
             raise RuntimeError(f"policy pack exited: {self.stderr_path.read_text(errors='replace')}")
@@ -262,17 +257,9 @@ class AnalyzerHost:
         return self.stderr_path.read_text(errors="replace")
 
     def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop(self.process)
         if getattr(self, "channel", None) is not None:
             self.channel.close()
-        if self.process.stdout is not None:
-            self.process.stdout.close()
         self._stderr.close()
 
 

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import re
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -28,6 +26,7 @@ from baidubce.auth.bce_credentials import BceCredentials
 from baidubce.auth.bce_v1_signer import sign
 from baidubce.utils import get_canonical_time
 
+from hostdriver.process import first_line
 from qianfan_sandbox import SANDBOX_ACCESS_KEY, SANDBOX_SECRET_KEY
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -142,15 +141,11 @@ def child_env(**extra: str) -> dict[str, str]:
 
 
 def _first_line(process: subprocess.Popen[str], timeout: float) -> str:
-    lines: queue.Queue[str] = queue.Queue()
-    stdout = process.stdout
-    assert stdout is not None
-    threading.Thread(target=lambda: lines.put(stdout.readline()), daemon=True).start()
-    try:
-        return lines.get(timeout=timeout)
-    except queue.Empty:
+    line = first_line(process, timeout)
+    if line is None:
         process.kill()
-        raise AssertionError(f"the sandbox printed no URL line within {timeout} s") from None
+        raise AssertionError(f"the sandbox printed no URL line within {timeout} s")
+    return line
 
 
 @contextmanager

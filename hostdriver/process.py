@@ -1,0 +1,37 @@
+"""The child processes the tests, the benchmark and the audit's tests start: a plugin host, a
+standalone sandbox. Each prints one line when it is ready (its port, or its URL); every wait for
+it, and for its end, is bounded."""
+
+from __future__ import annotations
+
+import queue
+import subprocess
+import threading
+from typing import IO, AnyStr
+
+
+def first_line(process: subprocess.Popen[AnyStr], timeout: float) -> AnyStr | None:
+    """The first line the process prints, or None if it prints none within `timeout` seconds (or
+    exits first: then the line is empty)."""
+    stdout: IO[AnyStr] | None = process.stdout
+    assert stdout is not None, "the process must be started with stdout=subprocess.PIPE"
+    lines: queue.Queue[AnyStr] = queue.Queue()
+    threading.Thread(target=lambda: lines.put(stdout.readline()), daemon=True).start()
+    try:
+        return lines.get(timeout=timeout)
+    except queue.Empty:
+        return None
+
+
+def stop(process: subprocess.Popen[AnyStr], timeout: float = 10) -> None:
+    """Terminate the process, kill it if it will not go, and close its pipes."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=timeout)
+    for stream in (process.stdout, process.stderr):
+        if stream is not None:
+            stream.close()
