@@ -7,6 +7,7 @@ from __future__ import annotations
 import queue
 import subprocess
 import threading
+from pathlib import Path
 from typing import IO, AnyStr
 
 
@@ -21,6 +22,17 @@ def first_line(process: subprocess.Popen[AnyStr], timeout: float) -> AnyStr | No
         return lines.get(timeout=timeout)
     except queue.Empty:
         return None
+
+
+def read_port(process: subprocess.Popen[bytes], timeout: float, what: str, stderr_path: Path) -> int:
+    """The port a plugin (provider host, policy pack) prints first; stops it and says why if none."""
+    line = first_line(process, timeout)
+    if line is None or not line.strip():
+        stop(process)
+        if line is None:
+            raise RuntimeError(f"{what} printed no port within {timeout:g}s")
+        raise RuntimeError(f"{what} exited: {stderr_path.read_text(errors='replace')}")
+    return int(line)
 
 
 def stop(process: subprocess.Popen[AnyStr], timeout: float = 10) -> None:

@@ -19,7 +19,7 @@ from google.protobuf import struct_pb2, text_format
 from pulumi.dynamic.dynamic import serialize_provider
 from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 
-from .process import first_line, stop
+from .process import read_port, stop
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 TYPE = "pulumi-python:dynamic/qianfan:TPMQuota"
@@ -89,21 +89,11 @@ class ProviderHost:
             stdout=subprocess.PIPE,
             stderr=self._stderr,
         )
-        port = self._read_port()
+        port = read_port(self.process, START_TIMEOUT, "provider host", stderr_path)
         self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
         self.stub = provider_pb2_grpc.ResourceProviderStub(self.channel)
         self.blob = provider_blob()
         self.transcript: list[str] = []
-
-    def _read_port(self) -> int:
-        line = first_line(self.process, START_TIMEOUT)
-        if line is None:
-            self.close()
-            raise RuntimeError(f"provider host printed no port within {START_TIMEOUT}s")
-        if not line.strip():
-            self.close()
-            raise RuntimeError(f"provider host exited: {self.stderr_path.read_text(errors='replace')}")
-        return int(line)
 
     # -- RPCs ----------------------------------------------------------------------------------
     def _rpc(self, method: str, request: Any) -> Any:

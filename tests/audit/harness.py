@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import subprocess
 import sys
 import textwrap
@@ -27,26 +26,14 @@ from hostdriver import PROJECT_ROOT, ProviderHost
 from hostdriver.process import first_line, stop
 from qianfan_sandbox import SandboxControl
 from tests.audit.pulumi_state import Quota, checkpoint_document, encrypted, export_document, shown
+from tests.conftest import ACCESS_KEY, SECRET_KEY
+from tests.conftest import sandbox_config as host_config
 
 #: How to start the standalone sandbox (`python -m <this>`); the one other place its name appears.
 SANDBOX_MODULE = "qianfan_sandbox"
-ACCESS_KEY = "AKaudit" + secrets.token_hex(10)
-SECRET_KEY = "SKaudit" + secrets.token_hex(16)
 BEIJING = timezone(timedelta(hours=8))
 DESCRIBE = "DescribeTPMResource"
 CHILD_TIMEOUT = 120
-
-
-def host_config(db: Path) -> dict[str, str]:
-    """A stack config for the provider host: the embedded sandbox on `db`, with the test keys."""
-    return {
-        "qianfan:endpoint": "sandbox",
-        "qianfan:sandboxPath": str(db),
-        "qianfan:accessKey": ACCESS_KEY,
-        "qianfan:secretKey": SECRET_KEY,
-        "qianfan:settleSeconds": "2",
-        "qianfan:timeoutSeconds": "30",
-    }
 
 
 def child_env(**extra: str) -> dict[str, str]:

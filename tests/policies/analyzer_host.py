@@ -33,7 +33,7 @@ import yaml
 from google.protobuf import empty_pb2, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
-from hostdriver.process import first_line, stop
+from hostdriver.process import read_port, stop
 
 PACK_DIR = Path(__file__).resolve().parents[2] / "policies"
 TYPE = "pulumi-python:dynamic/qianfan:TPMQuota"
@@ -153,19 +153,9 @@ class AnalyzerHost:
             stdout=subprocess.PIPE,
             stderr=self._stderr,
         )
-        self.port = self._read_port()
+        self.port = read_port(self.process, START_TIMEOUT, "policy pack", self.stderr_path)
         self.channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
         self.stub = analyzer_pb2_grpc.AnalyzerStub(self.channel)
-
-    def _read_port(self) -> int:
-        line = first_line(self.process, START_TIMEOUT)
-        if line is None:
-            self.close()
-            raise RuntimeError(f"policy pack printed no port within {START_TIMEOUT}s")
-        if not line.strip():
-            self.close()
-            raise RuntimeError(f"policy pack exited: {self.stderr_path.read_text(errors='replace')}")
-        return int(line)
 
     # -- RPCs ----------------------------------------------------------------------------------
     def _rpc(self, method: str, request: Any) -> Any:
