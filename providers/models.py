@@ -6,7 +6,6 @@ Baidu keeps changing this list, so the documented ids are only the default: stac
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from collections.abc import Iterable
@@ -80,6 +79,8 @@ def allowed_models(extra: Iterable[str] = ()) -> tuple[str, ...]:
 
 
 def closest_model(model: str, extra: Iterable[str] = ()) -> str | None:
-    """The allowed id a typo most likely meant, for the error message."""
+    """The allowed id a typo most likely meant, for the error message (only ever on a failure)."""
+    import difflib
+
     matches = difflib.get_close_matches(model.strip().lower(), allowed_models(extra), n=1, cutoff=0.6)
     return matches[0] if matches else None

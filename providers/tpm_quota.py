@@ -4,13 +4,16 @@ Pulumi stores this class *by reference* (module `providers.tpm_quota`, class `TP
 in every resource's `__provider`; destroy and refresh of existing stacks import it from here, so
 its module path and name are part of the state format and must not change.
 
-Nothing is kept on the instance before it is pickled (`__getstate__` is empty): settings, the
-client and the purchase bookkeeping are built in `configure()`, inside the host, so keys never
-reach state. The methods follow the engine's order: check, diff, create, read, update, delete.
+Nothing is kept on the instance before it is pickled (`__getstate__` is empty): settings are read
+in `configure()`, inside the host, so keys never reach state. The methods follow the engine's
+order: check, diff, create, read, update, delete. Every preview runs check and diff in a freshly
+started host, so the modules only apply needs (the client, the shared listings, the purchase
+bookkeeping, the finders, pydantic) are imported where apply first uses them, not above.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -26,8 +29,6 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from .client import AUTO_RELEASE, RESIZE, QianfanClient
-from .deadline import Deadline
 from .errors import Kind, ProviderError, QianfanError
 from .fields import (
     BY_WIRE,
@@ -41,32 +42,55 @@ from .fields import (
     known_inputs,
     replaces,
 )
-from .instances import Instance, find_elsewhere, find_instance, look, outputs_of, wait_for
-from .listings import Listings
 from .models import allowed_models
-from .purchase import Purchases, QianfanPurchaseApi, Spec
 from .settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
+    from .client import QianfanClient
+    from .deadline import Deadline
     from .inputs import Desired
+    from .instances import Instance
+    from .listings import Listings
+    from .purchase import Purchases
 
 
-@dataclass
 class _Runtime:
-    """What one configured provider uses; lives only in the host process."""
+    """What one configured provider uses; lives only in the host process. The client, the shared
+    listings and the purchase bookkeeping are built at the first apply."""
 
-    settings: Settings
-    client: QianfanClient
-    listings: Listings
-    purchases: Purchases
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._parts: tuple[QianfanClient, Listings, Purchases] | None = None
 
-    @classmethod
-    def build(cls, settings: Settings) -> _Runtime:
-        client = QianfanClient(settings)
-        listings = Listings(client, settings.listing_max_age_seconds)
-        return cls(settings, client, listings, Purchases(QianfanPurchaseApi(client, listings), settings.settle_seconds))
+    def _built(self) -> tuple[QianfanClient, Listings, Purchases]:
+        with self._lock:
+            if self._parts is None:
+                from .client import QianfanClient
+                from .listings import Listings
+                from .purchase import Purchases, QianfanPurchaseApi
+
+                client = QianfanClient(self.settings)
+                listings = Listings(client, self.settings.listing_max_age_seconds)
+                purchases = Purchases(QianfanPurchaseApi(client, listings), self.settings.settle_seconds)
+                self._parts = (client, listings, purchases)
+            return self._parts
+
+    @property
+    def client(self) -> QianfanClient:
+        return self._built()[0]
+
+    @property
+    def listings(self) -> Listings:
+        return self._built()[1]
+
+    @property
+    def purchases(self) -> Purchases:
+        return self._built()[2]
 
     def deadline(self) -> Deadline:
+        from .deadline import Deadline
+
         return Deadline(self.settings.timeout_seconds)
 
     def other_models(self, model: str) -> list[str]:
@@ -114,7 +138,7 @@ class TPMQuotaProvider(ResourceProvider):
         # report one line naming the key (and every other method refuses to run).
         self._config_error: SettingsError | None = None
         try:
-            self._runtime = _Runtime.build(load_settings(_stack_config(req)))
+            self._runtime = _Runtime(load_settings(_stack_config(req)))
         except SettingsError as err:
             self._config_error = err
 
@@ -161,6 +185,8 @@ class TPMQuotaProvider(ResourceProvider):
         if inputs.adopt_instance_id:
             instance = self._adopt(rt, inputs, inputs.adopt_instance_id, deadline)
             return CreateResult(instance.instance_id, self._outputs(inputs.to_props(), instance))
+        from .purchase import Spec
+
         spec = Spec(inputs.model, inputs.purchase_count, inputs.release_time)
         instance_id = rt.purchases.buy(spec, deadline)
         try:
@@ -180,6 +206,8 @@ class TPMQuotaProvider(ResourceProvider):
                 f"cannot read TPM quota {id_} without its model: `pulumi import` does not work for dynamic "
                 "resources; declare the quota with adoptInstanceId instead"
             )
+        from .instances import find_instance
+
         rt = self._rt()
         deadline = rt.deadline()
         instance = find_instance(rt.listings, model, id_, deadline)
@@ -212,6 +240,8 @@ class TPMQuotaProvider(ResourceProvider):
         model = props.get("model")
         if not isinstance(model, str) or not model:
             raise ProviderError(f"cannot release TPM quota {id_}: the state holds no model for it")
+        from .instances import find_instance
+
         rt = self._rt()
         deadline = rt.deadline()
         try:
@@ -235,6 +265,8 @@ class TPMQuotaProvider(ResourceProvider):
         If it never shows, the id is still returned: failing here would drop a paid quota from
         state. The next refresh settles what exists.
         """
+        from .instances import Instance, look, wait_for
+
         try:
             shown = wait_for(
                 lambda: look(rt.listings, inputs.model, instance_id, deadline, fresh=True),
@@ -256,6 +288,8 @@ class TPMQuotaProvider(ResourceProvider):
 
     def _adopt(self, rt: _Runtime, inputs: Desired, instance_id: str, deadline: Deadline) -> Instance:
         """Bring an existing instance under management: buy nothing, make it match the inputs."""
+        from .instances import find_elsewhere, find_instance
+
         found = find_instance(rt.listings, inputs.model, instance_id, deadline)
         if found is None:
             elsewhere = find_elsewhere(rt.listings, instance_id, rt.other_models(inputs.model), deadline)
@@ -294,6 +328,8 @@ class TPMQuotaProvider(ResourceProvider):
     ) -> Instance:
         """Resize and/or (re)schedule the release, the change that lowers the bill first, then
         confirm on the server that what was changed stuck (and only that)."""
+        from .instances import find_instance
+
         changes = self._plan(rt, instance_id, inputs, units_now, release_now, release_known, deadline)
         applied: list[_Change] = []
         for change in changes:
@@ -324,6 +360,8 @@ class TPMQuotaProvider(ResourceProvider):
         release_known: bool,
         deadline: Deadline,
     ) -> list[_Change]:
+        from .client import AUTO_RELEASE, RESIZE
+
         changes: list[_Change] = []
         if units_now != inputs.purchase_count:
             bill = (inputs.purchase_count > units_now) - (inputs.purchase_count < units_now) if units_now else 0
@@ -355,6 +393,7 @@ class TPMQuotaProvider(ResourceProvider):
 
     def _confirm(self, rt: _Runtime, instance_id: str, inputs: Desired, sent: set[str], deadline: Deadline) -> Instance:
         """Read after write: Describe must show each change that was sent within settleSeconds."""
+        from .instances import find_instance, look, wait_for
 
         def settled(found: Instance | None) -> bool:
             return found is not None and (found.gone or not self._mismatches(found, inputs, sent))
@@ -378,6 +417,8 @@ class TPMQuotaProvider(ResourceProvider):
 
     @staticmethod
     def _mismatches(found: Instance, inputs: Desired, sent: set[str]) -> list[str]:
+        from .client import AUTO_RELEASE, RESIZE
+
         problems = []
         if RESIZE in sent and found.units is not None and found.units != inputs.purchase_count:
             problems.append(
@@ -393,6 +434,8 @@ class TPMQuotaProvider(ResourceProvider):
     # -- ownership -------------------------------------------------------------------------------
     def _owned(self, rt: _Runtime, instance_id: str, model: str, deadline: Deadline) -> Instance:
         """The live instance, confirmed under the quota's model before anything changes it."""
+        from .instances import find_instance
+
         found = find_instance(rt.listings, model, instance_id, deadline)
         if found is None:
             self._refuse_other_model(rt, instance_id, model, deadline, "nothing was changed")
@@ -404,6 +447,8 @@ class TPMQuotaProvider(ResourceProvider):
     @staticmethod
     def _refuse_other_model(rt: _Runtime, instance_id: str, model: str, deadline: Deadline, outcome: str) -> None:
         """Fail when an instance missing under `model` is alive under another one (an edited state)."""
+        from .instances import find_elsewhere
+
         elsewhere = find_elsewhere(rt.listings, instance_id, rt.other_models(model), deadline)
         if elsewhere is not None:
             raise ProviderError(
@@ -422,6 +467,8 @@ class TPMQuotaProvider(ResourceProvider):
     @staticmethod
     def _outputs(inputs: dict[str, Any], instance: Instance) -> dict[str, Any]:
         """Every input plus the computed outputs; what the server reports wins over what was asked."""
+        from .instances import outputs_of
+
         outputs = dict(inputs)
         if instance.model:
             outputs["model"] = instance.model
