@@ -7,8 +7,11 @@ from __future__ import annotations
 import queue
 import subprocess
 import threading
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO, AnyStr
+from typing import IO, Any, AnyStr
+
+import grpc
 
 
 def first_line(process: subprocess.Popen[AnyStr], timeout: float) -> AnyStr | None:
@@ -47,3 +50,30 @@ def stop(process: subprocess.Popen[AnyStr], timeout: float = 10) -> None:
     for stream in (process.stdout, process.stderr):
         if stream is not None:
             stream.close()
+
+
+class Plugin:
+    """A Pulumi plugin as the engine runs it (a provider host, a policy pack): a child process whose
+    stderr goes to a file, serving gRPC on 127.0.0.1 at the port it prints first."""
+
+    def __init__(
+        self, command: Sequence[str], *, cwd: Path, env: Mapping[str, str], stderr_path: Path, what: str, timeout: float
+    ) -> None:
+        self.stderr_path = stderr_path
+        self._stderr = open(stderr_path, "wb")  # noqa: SIM115 - held for the plugin's lifetime, closed in close()
+        self.process = subprocess.Popen(
+            list(command), cwd=cwd, env=dict(env), stdout=subprocess.PIPE, stderr=self._stderr
+        )
+        self.port = read_port(self.process, timeout, what, stderr_path)
+        self.channel: Any = grpc.insecure_channel(f"127.0.0.1:{self.port}")
+
+    def stderr_text(self) -> str:
+        if not self._stderr.closed:
+            self._stderr.flush()
+        return self.stderr_path.read_text(errors="replace")
+
+    def close(self) -> None:
+        stop(self.process)
+        if getattr(self, "channel", None) is not None:
+            self.channel.close()
+        self._stderr.close()

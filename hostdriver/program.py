@@ -216,32 +216,10 @@ class EngineMocks(pulumi.runtime.Mocks):
         return str(response.id), from_struct(response.properties)
 
     def _diff(self, old: StateResource, checked: dict[str, Any]) -> Any:
-        return self.host._rpc(
-            "Diff",
-            provider_pb2.DiffRequest(
-                id=old.id,
-                urn=old.urn,
-                name=old.name,
-                type=TYPE,
-                olds=to_struct(old.outputs),
-                news=to_struct(checked),
-                old_inputs=to_struct(old.inputs),
-            ),
-        )
+        return self.host._rpc("Diff", provider_pb2.DiffRequest(**_change_of(old, checked)))
 
     def _update(self, old: StateResource, checked: dict[str, Any]) -> dict[str, Any]:
-        response = self.host._rpc(
-            "Update",
-            provider_pb2.UpdateRequest(
-                id=old.id,
-                urn=old.urn,
-                name=old.name,
-                type=TYPE,
-                olds=to_struct(old.outputs),
-                news=to_struct(checked),
-                old_inputs=to_struct(old.inputs),
-            ),
-        )
+        response = self.host._rpc("Update", provider_pb2.UpdateRequest(**_change_of(old, checked)))
         return from_struct(response.properties)
 
 
@@ -409,3 +387,16 @@ __all__ = [
     "refresh",
     "run_program",
 ]
+
+
+def _change_of(old: StateResource, checked: dict[str, Any]) -> dict[str, Any]:
+    """What Diff and Update both carry: the resource as in state, and the checked new inputs."""
+    return {
+        "id": old.id,
+        "urn": old.urn,
+        "name": old.name,
+        "type": TYPE,
+        "olds": to_struct(old.outputs),
+        "news": to_struct(checked),
+        "old_inputs": to_struct(old.inputs),
+    }

@@ -9,7 +9,6 @@ stderr in a file, so tests can scan them for secrets.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from google.protobuf import struct_pb2, text_format
 from pulumi.dynamic.dynamic import serialize_provider
 from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 
-from .process import read_port, stop
+from .process import Plugin
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 TYPE = "pulumi-python:dynamic/qianfan:TPMQuota"
@@ -73,24 +72,21 @@ class HostError(Exception):
         return lines[-1] if lines else ""
 
 
-class ProviderHost:
+class ProviderHost(Plugin):
     def __init__(self, stderr_path: Path, env: dict[str, str] | None = None, cwd: Path = PROJECT_ROOT) -> None:
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("QIANFAN_")}
         full_env.update(env or {})
         if cwd != PROJECT_ROOT:  # another project directory that uses this checkout's package
             full_env["PYTHONPATH"] = str(PROJECT_ROOT)
         full_env["PULUMI_PROJECT"] = "qianfan-tpm"
-        self.stderr_path = stderr_path
-        self._stderr = open(stderr_path, "wb")  # noqa: SIM115 - held for the host's lifetime, closed in close()
-        self.process = subprocess.Popen(
+        super().__init__(
             [sys.executable, "-u", "-m", "pulumi.dynamic", "127.0.0.1:1"],
             cwd=cwd,
             env=full_env,
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
+            stderr_path=stderr_path,
+            what="provider host",
+            timeout=START_TIMEOUT,
         )
-        port = read_port(self.process, START_TIMEOUT, "provider host", stderr_path)
-        self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
         self.stub = provider_pb2_grpc.ResourceProviderStub(self.channel)
         self.blob = provider_blob()
         self.transcript: list[str] = []
@@ -177,14 +173,3 @@ class ProviderHost:
         inputs, failures = self.check(news, name=name)
         assert not failures, failures
         return self.create(inputs, name=name)
-
-    def stderr_text(self) -> str:
-        if not self._stderr.closed:
-            self._stderr.flush()
-        return self.stderr_path.read_text(errors="replace")
-
-    def close(self) -> None:
-        stop(self.process)
-        if getattr(self, "channel", None) is not None:
-            self.channel.close()
-        self._stderr.close()

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import copy
 import os
-import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +32,7 @@ import yaml
 from google.protobuf import empty_pb2, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
-from hostdriver.process import read_port, stop
+from hostdriver.process import Plugin
 
 PACK_DIR = Path(__file__).resolve().parents[2] / "policies"
 TYPE = "pulumi-python:dynamic/qianfan:TPMQuota"
@@ -125,7 +124,7 @@ class CliConfigError(Exception):
         super().__init__("; ".join(errors))
 
 
-class AnalyzerHost:
+class AnalyzerHost(Plugin):
     def __init__(
         self,
         stderr_path: Path,
@@ -143,18 +142,15 @@ class AnalyzerHost:
             PULUMI_CONFIG=stack_config,
         )
         self.stack, self.organization, self.dry_run = stack, organization, dry_run
-        self.stderr_path = stderr_path
-        self._stderr = open(stderr_path, "wb")  # noqa: SIM115 - held for the pack's lifetime, closed in close()
         # The engine address is the CLI's own gRPC server; pulumi.policy parses it and never dials it.
-        self.process = subprocess.Popen(
+        super().__init__(
             [sys.executable, "-u", "-m", "pulumi.policy", "127.0.0.1:1", str(PACK_DIR)],
             cwd=PACK_DIR,
             env=env,
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
+            stderr_path=stderr_path,
+            what="policy pack",
+            timeout=START_TIMEOUT,
         )
-        self.port = read_port(self.process, START_TIMEOUT, "policy pack", self.stderr_path)
-        self.channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
         self.stub = analyzer_pb2_grpc.AnalyzerStub(self.channel)
 
     # -- RPCs ----------------------------------------------------------------------------------
@@ -240,17 +236,6 @@ class AnalyzerHost:
             ]
         )
         return _analysis(self._rpc("AnalyzeStack", request))
-
-    def stderr_text(self) -> str:
-        if not self._stderr.closed:
-            self._stderr.flush()
-        return self.stderr_path.read_text(errors="replace")
-
-    def close(self) -> None:
-        stop(self.process)
-        if getattr(self, "channel", None) is not None:
-            self.channel.close()
-        self._stderr.close()
 
 
 def _analysis(response: analyzer_pb2.AnalyzeResponse) -> Analysis:
