@@ -137,10 +137,11 @@ class QianfanClient:
         if isinstance(answer, dict) and answer.get("code"):
             status = getattr(response, "code", None)
             code = str(answer["code"])
+            known = status if isinstance(status, int) else None
             raise QianfanError(
                 action,
-                classify(status if isinstance(status, int) else 200, code),
-                status=status if isinstance(status, int) else None,
+                classify(200 if known is None else known, code),
+                status=known,
                 code=code,
                 message=str(answer.get("message", "")),
                 request_id=str(answer.get("requestId") or "") or None,

@@ -276,19 +276,20 @@ def comparable(props: Mapping[str, Any], spec: Field) -> Any:
         return value
 
 
-def changed(olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[Field]:
-    """The inputs whose change matters (an unknown value might be a change)."""
+def changed(olds: Mapping[str, Any], news: Mapping[str, Any], *, unknown_is_change: bool = True) -> list[Field]:
+    """The inputs whose change matters; an unknown value (preview) might be a change, for diff."""
     return [
         spec
         for spec in INPUTS
         if spec.on_change is not OnChange.IGNORE
-        and (is_unknown(news.get(spec.wire)) or comparable(olds, spec) != comparable(news, spec))
+        and (unknown_is_change if is_unknown(news.get(spec.wire)) else comparable(olds, spec) != comparable(news, spec))
     ]
 
 
-def replaces(olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[str]:
+def replaces(olds: Mapping[str, Any], news: Mapping[str, Any], *, unknown_is_change: bool = True) -> list[str]:
     """The inputs whose change replaces the quota."""
-    return [spec.wire for spec in changed(olds, news) if spec.on_change is OnChange.REPLACE]
+    changes = changed(olds, news, unknown_is_change=unknown_is_change)
+    return [spec.wire for spec in changes if spec.on_change is OnChange.REPLACE]
 
 
 def known_inputs(props: Mapping[str, Any]) -> dict[str, Any]:

@@ -33,12 +33,10 @@ from .errors import Kind, ProviderError, QianfanError
 from .fields import (
     BY_WIRE,
     PAYMENT_TIMING,
-    OnChange,
     Policy,
     changed,
     check_props,
     comparable,
-    is_unknown,
     known_inputs,
     replaces,
 )
@@ -158,13 +156,9 @@ class TPMQuotaProvider(ResourceProvider):
             return CheckResult(news, [CheckFailure("", str(error))])
         settings = self._rt().settings
         release = BY_WIRE["releaseTime"]
-        # A replacement buys a new quota, whose release must be in the future like any new one.
-        replacement = any(
-            spec.on_change is OnChange.REPLACE
-            and not is_unknown(news.get(spec.wire))
-            and comparable(olds, spec) != comparable(news, spec)
-            for spec in BY_WIRE.values()
-        )
+        # A replacement buys a new quota, whose release must be in the future like any new one;
+        # a value unknown in preview is no reason to refuse a release that is already stored.
+        replacement = bool(replaces(olds, news, unknown_is_change=False))
         previous = comparable(olds, release) if olds and not replacement else None
         policy = Policy(
             extra_models=settings.extra_models,
