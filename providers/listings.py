@@ -82,12 +82,12 @@ class Listings:
     def _once(self, model: str, deadline: Deadline, asked: float, fresh: bool) -> list[Instance]:
         with self._cond:
             floor = self._floor(model, asked, fresh)
-            fetch = self._usable(model, floor) if self._max_age > 0 else None
+            fetch = self._usable(model, floor)
             if fetch is None and fresh and self._writes[model] > 0:
                 batch = deadline.sub(BATCH_SECONDS)
                 self._cond.wait_for(lambda: self._writes[model] == 0, timeout=batch.remaining())
                 floor = self._floor(model, asked, fresh)  # writes have ended meanwhile
-                fetch = self._usable(model, floor) if self._max_age > 0 else None
+                fetch = self._usable(model, floor)
             starter = fetch is None
             if fetch is None:
                 fetch = self._latest[model] = _Fetch(time.monotonic())
@@ -116,6 +116,9 @@ class Listings:
         return max(oldest, self._last_write.get(model, -math.inf))
 
     def _usable(self, model: str, floor: float) -> _Fetch | None:
+        """The latest listing of `model`, if this operation may share it (never with sharing off)."""
+        if self._max_age <= 0:
+            return None
         fetch = self._latest.get(model)
         if fetch is None or fetch.requested_at < floor or fetch.error is not None:
             return None
