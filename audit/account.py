@@ -21,7 +21,8 @@ from providers.client import QianfanClient
 from providers.deadline import Deadline
 from providers.errors import Kind, QianfanError
 from providers.fields import RPM_PER_UNIT, TPM_PER_UNIT
-from providers.instances import Instance, list_instances
+from providers.instances import Instance
+from providers.listings import list_instances
 from providers.models import DOCUMENTED_MODELS, parse_extra_models
 from providers.release_time import normalise_if_possible
 from providers.settings import Settings, load_settings
@@ -177,7 +178,7 @@ class Account:
             if stop.is_set():
                 return
             try:
-                found = list_instances(client, model, deadline)
+                found = list(list_instances(client, model, deadline).instances)
             except QianfanError as err:
                 if err.kind in _HOPELESS:
                     stop.set()

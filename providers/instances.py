@@ -1,28 +1,24 @@
-"""What DescribeTPMResource says about instances: parse, find, wait.
+"""What one DescribeTPMResource answer says about instances: parsing only.
 
 Baidu documents a Describe item as exactly `{instanceId, paymentTiming, rpm, tpm, status,
-startTime, expiredTime}`: units come from `tpm / 10,000` and a scheduled release from
-`expiredTime` (`"-"` when none is scheduled). Parsing also tolerates richer or other plausible
-shapes — `{"instances": [...]}`, a bare list or one object; items with `model`, a unit count or
-`releaseTime` — and an unknown id answered with an empty list, a `Stopped` item or a not-found
-error. Fields the server does not report are `None` ("unknown"), never guessed.
+startTime, expiredTime}`: units come from `tpm / 10,000`, a scheduled release from
+`expiredTime` (`"-"` when none is scheduled), and `startTime` (UTC) says when Qianfan's clock
+saw the instance bought. Parsing also tolerates richer or other plausible shapes —
+`{"instances": [...]}`, a bare list or one object; items with `model`, a unit count or
+`releaseTime`. Fields the server does not report are `None` ("unknown"), never guessed.
 
-One empty answer is not proof that an instance is gone (a transient glitch, a lagging replica):
-`find_instance` looks a second time, model-wide, before it reports an absence, because an
-instance wrongly dropped from state goes on billing with no owner.
+A page is parsed as it came, duplicates included: whether a listing of several pages can be
+believed is decided where pages are put together (`listings.list_instances`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-from .client import DESCRIBE, QianfanClient
-from .deadline import Deadline, backoff
-from .errors import Kind, QianfanError
 from .fields import RPM_PER_UNIT, TPM_PER_UNIT
-from .release_time import normalise_release_time
+from .release_time import normalise_release_time, parse_release_time
 
 #: Statuses meaning the quota no longer exists; Baidu documents `Stopped` (expired).
 GONE_STATUSES = frozenset({"stopped", "expired", "released", "releasing", "deleted", "terminated", "stopping"})
@@ -30,9 +26,6 @@ GONE_STATUSES = frozenset({"stopped", "expired", "released", "releasing", "delet
 RELEASE_FIELDS = ("releaseTime", "autoReleaseTime", "expiredTime")
 #: How an item says "no release is scheduled".
 NOTHING_SCHEDULED = (None, "", "-")
-#: The pause before a second look confirms that an instance is absent.
-ABSENCE_RECHECK_SECONDS = 0.5
-_MAX_PAGES = 100
 
 
 @dataclass(frozen=True)
@@ -44,6 +37,8 @@ class Instance:
     release_time: str | None = None
     #: False when the answer says nothing usable about the release (not the same as "none set").
     release_time_known: bool = False
+    #: `startTime`, seconds since the epoch on Qianfan's clock (whole seconds); None if unreadable.
+    start_time: float | None = None
 
     @property
     def gone(self) -> bool:
@@ -99,7 +94,18 @@ def parse_instance(item: dict[str, Any]) -> Instance | None:
         units=units,
         release_time=release_time,
         release_time_known=known,
+        start_time=_moment(item.get("startTime")),
     )
+
+
+def _moment(value: Any) -> float | None:
+    """`startTime` as epoch seconds; Baidu documents UTC with `Z`, other spellings are tolerated."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return parse_release_time(value).timestamp()
+    except ValueError:
+        return None
 
 
 def _items(result: Any) -> list[dict[str, Any]]:
@@ -115,96 +121,27 @@ def _items(result: Any) -> list[dict[str, Any]]:
 
 
 def parse_instances(result: Any) -> list[Instance]:
+    """Every readable item of one answer, in order, an id listed twice kept twice."""
     parsed = (parse_instance(item) for item in _items(result))
     return [i for i in parsed if i is not None]
 
 
-def _next_marker(result: Any) -> str | None:
+def next_marker(result: Any) -> str | None:
+    """The marker of the next page, if the answer says it was cut (BCE's list style)."""
     if isinstance(result, dict) and result.get("isTruncated") and result.get("nextMarker"):
         return str(result["nextMarker"])
     return None
 
 
-# -- finders -----------------------------------------------------------------------------------
-def list_instances(client: QianfanClient, model: str, deadline: Deadline, *, retry: bool = True) -> list[Instance]:
-    """Every instance Qianfan lists for the model, following marker pages if it ever paginates."""
-    found: list[Instance] = []
-    marker: str | None = None
-    for _ in range(_MAX_PAGES):
-        extra = {"marker": marker} if marker else {}
-        result = client.describe(model, deadline, retry=retry, **extra)
-        found.extend(parse_instances(result))
-        marker = _next_marker(result)
-        if not marker:
-            return found
-    # A partial listing would make a live instance look absent, or a bought one look missing.
-    raise QianfanError(
-        DESCRIBE,
-        Kind.BAD_ANSWER,
-        message=f"the listing of {model} had more than {_MAX_PAGES} pages; it was not read whole",
-    )
-
-
-class Lister(Protocol):
-    """Where finders get a model's instances from: `listings.Listings` in the host."""
-
-    def get(self, model: str, deadline: Deadline, *, fresh: bool = False) -> list[Instance]: ...
-
-
-def look(lister: Lister, model: str, instance_id: str, deadline: Deadline, *, fresh: bool = False) -> Instance | None:
-    """One look: the instance in a listing of its model, or None when this listing lacks it."""
-    return next((i for i in lister.get(model, deadline, fresh=fresh) if i.instance_id == instance_id), None)
-
-
-def find_instance(
-    lister: Lister, model: str, instance_id: str, deadline: Deadline, *, fresh: bool = False
-) -> Instance | None:
-    """The instance as Qianfan reports it, or None after two consistent absences.
-
-    The second look is a listing requested after a short pause, so neither a glitch of one answer
-    nor a lagging replica can make a live, billing instance look gone.
-    """
-    instance = look(lister, model, instance_id, deadline, fresh=fresh)
-    if instance is not None:
-        return instance
-    deadline.sleep(ABSENCE_RECHECK_SECONDS, reserve=0.0)
-    return look(lister, model, instance_id, deadline, fresh=True)
-
-
-def find_elsewhere(
-    lister: Lister, instance_id: str, models: Iterable[str], deadline: Deadline
-) -> tuple[str, Instance] | None:
-    """The live instance with this id under another model, if any (state edited, or a wrong model).
-
-    Describe needs a model, so this costs one listing per model: it runs only on the rare path where
-    an instance is missing under the model the state names.
-    """
-    for model in models:
-        instance = look(lister, model, instance_id, deadline)
-        if instance is not None and not instance.gone:
-            return model, instance
+def reported_total(result: Any) -> int | None:
+    """How many instances a page says the whole listing holds, if it says so."""
+    if not isinstance(result, dict):
+        return None
+    for key in ("totalCount", "total"):
+        value = result.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return value
     return None
-
-
-# -- waiter ------------------------------------------------------------------------------------
-def wait_for(
-    fetch: Callable[[], Instance | None],
-    done: Callable[[Instance | None], bool],
-    deadline: Deadline,
-) -> Instance | None:
-    """Poll `fetch` until `done` holds or the deadline passes; return the last answer either way.
-
-    New instances may show up late and resizes are orders that complete later: Qianfan does not
-    say how late.
-    """
-    attempt = 0
-    while True:
-        instance = fetch()
-        if done(instance):
-            return instance
-        if not deadline.sleep(backoff(attempt, initial=0.5, cap=5.0), reserve=0.0):
-            return instance
-        attempt += 1
 
 
 def outputs_of(instance: Instance, fallback_units: int) -> dict[str, Any]:

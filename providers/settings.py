@@ -26,6 +26,9 @@ DEFAULT_SANDBOX_PATH = ".sandbox/qianfan.sqlite3"
 DEFAULT_TIMEOUT_SECONDS = 600.0
 MAX_TIMEOUT_SECONDS = 3600.0
 DEFAULT_SETTLE_SECONDS = 30.0
+#: Below this a purchase's own instance would have less than a second to show before a recovery
+#: concludes it bought nothing (purchase.py, I5).
+MIN_SETTLE_SECONDS = 1.0
 DEFAULT_MAX_PURCHASE_COUNT = 20
 DEFAULT_LISTING_MAX_AGE_SECONDS = 1.0
 MAX_LISTING_MAX_AGE_SECONDS = 60.0
@@ -122,11 +125,17 @@ def load_settings(config: Mapping[str, Any], environ: Mapping[str, str] | None =
     except ValueError as exc:
         raise SettingsError(f"stack config qianfan:extraModels: {exc}") from None
     timeout = _number(pick("qianfan:timeoutSeconds"), "timeoutSeconds", DEFAULT_TIMEOUT_SECONDS, 1, MAX_TIMEOUT_SECONDS)
-    # Unset, the settle time defaults to 30 s but never more than half the operation's deadline.
+    # Unset, the settle time defaults to 30 s but never more than half the operation's deadline
+    # (nor less than its floor: every wait is cut short by the deadline anyway).
+    explicit_settle = pick("qianfan:settleSeconds")
     settle = _number(
-        pick("qianfan:settleSeconds"), "settleSeconds", min(DEFAULT_SETTLE_SECONDS, timeout / 2), 0, MAX_TIMEOUT_SECONDS
+        explicit_settle,
+        "settleSeconds",
+        max(MIN_SETTLE_SECONDS, min(DEFAULT_SETTLE_SECONDS, timeout / 2)),
+        MIN_SETTLE_SECONDS,
+        MAX_TIMEOUT_SECONDS,
     )
-    if settle >= timeout:
+    if explicit_settle is not None and settle >= timeout:
         raise SettingsError(
             f"stack config qianfan:settleSeconds ({settle:g}) must be less than qianfan:timeoutSeconds ({timeout:g}): "
             "the wait for Qianfan to show a change is part of one operation's time"

@@ -40,6 +40,7 @@ from .fields import (
     known_inputs,
     replaces,
 )
+from .messages import warn
 from .models import allowed_models
 from .settings import Settings, SettingsError, load_settings
 
@@ -54,7 +55,7 @@ if TYPE_CHECKING:
 
 class _Runtime:
     """What one configured provider uses; lives only in the host process. The client, the shared
-    listings and the purchase bookkeeping are built at the first apply."""
+    listings, the ledger and the purchase bookkeeping are built at the first apply."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -64,13 +65,17 @@ class _Runtime:
     def _built(self) -> tuple[QianfanClient, Listings, Purchases]:
         with self._lock:
             if self._parts is None:
+                import uuid
+
                 from .client import QianfanClient
+                from .ledger import memory_ledger
                 from .listings import Listings
                 from .purchase import Purchases, QianfanPurchaseApi
 
                 client = QianfanClient(self.settings)
                 listings = Listings(client, self.settings.listing_max_age_seconds)
-                purchases = Purchases(QianfanPurchaseApi(client, listings), self.settings.settle_seconds)
+                ledger = memory_ledger(host=uuid.uuid4().hex)
+                purchases = Purchases(QianfanPurchaseApi(client, listings), ledger, self.settings.settle_seconds)
                 self._parts = (client, listings, purchases)
             return self._parts
 
@@ -109,12 +114,20 @@ def _desired(props: Mapping[str, Any]) -> Desired:
     return desired(props)
 
 
+#: The status of a quota Qianfan answered as bought but has not listed yet.
+PENDING = "Pending"
+
+
+class _NotShown(ProviderError):
+    """A change Qianfan accepted does not show within the settle time (nothing was recorded)."""
+
+
 @dataclass(frozen=True)
 class _Change:
     """One in-place change of an update or adoption, and which way it moves the bill."""
 
     action: str
-    apply: Callable[[], None]
+    apply: Callable[[], object]
     done: str  # "ResizeTPMResource to 4 units", for a half-way failure's message
     bill: int  # -1 lowers the bill, +1 raises it, 0 unknown
 
@@ -179,10 +192,11 @@ class TPMQuotaProvider(ResourceProvider):
         if inputs.adopt_instance_id:
             instance = self._adopt(rt, inputs, inputs.adopt_instance_id, deadline)
             return CreateResult(instance.instance_id, self._outputs(inputs.to_props(), instance))
+        from .ledger import Owner
         from .purchase import Spec
 
         spec = Spec(inputs.model, inputs.purchase_count, inputs.release_time)
-        instance_id = rt.purchases.buy(spec, deadline)
+        instance_id = rt.purchases.buy(spec, Owner(), deadline).instance_id
         try:
             instance = self._wait_visible(rt, inputs, instance_id, deadline)
             return CreateResult(instance_id, self._outputs(inputs.to_props(), instance))
@@ -200,11 +214,19 @@ class TPMQuotaProvider(ResourceProvider):
                 f"cannot read TPM quota {id_} without its model: `pulumi import` does not work for dynamic "
                 "resources; declare the quota with adoptInstanceId instead"
             )
-        from .instances import find_instance
+        from .listings import find_instance
 
         rt = self._rt()
         deadline = rt.deadline()
         instance = find_instance(rt.listings, model, id_, deadline)
+        if instance is None and props.get("status") == PENDING:
+            # Qianfan answered that it bought this instance and has not listed it yet: it is billed,
+            # and dropping it would lose it (I3). Only Qianfan showing it Stopped ends it.
+            warn(
+                f"TPM quota {id_} ({model}) was answered as bought but Qianfan does not list it yet; it stays in "
+                "state as Pending (it may be billed). Run `pulumi refresh` again later"
+            )
+            return ReadResult(id_, dict(props), known_inputs(props))
         if instance is None:
             self._refuse_other_model(rt, id_, model, deadline, "refresh cannot correct the model in state")
             return ReadResult(None, {})
@@ -234,12 +256,13 @@ class TPMQuotaProvider(ResourceProvider):
         model = props.get("model")
         if not isinstance(model, str) or not model:
             raise ProviderError(f"cannot release TPM quota {id_}: the state holds no model for it")
-        from .instances import find_instance
+        from .deadline import wait_for
+        from .listings import find_instance, look
 
         rt = self._rt()
         deadline = rt.deadline()
         try:
-            with rt.listings.writing(model):
+            with rt.listings.writing(model, deadline):
                 rt.client.release(model, id_, deadline)
         except QianfanError as err:
             if err.kind not in (Kind.NOT_FOUND, Kind.REJECTED):
@@ -248,9 +271,29 @@ class TPMQuotaProvider(ResourceProvider):
             # instance — or of one that belongs to another model — is not.
             instance = find_instance(rt.listings, model, id_, deadline)
             if instance is not None and not instance.gone:
-                raise ProviderError(f"{err}. TPM quota {id_} is still running: nothing was released") from None
+                raise ProviderError(
+                    f"{err}. TPM quota {id_} is still {instance.status}: nothing was released"
+                ) from None
             if instance is None:
                 self._refuse_other_model(rt, id_, model, deadline, f"{err}. Nothing was released")
+            rt.listings.released(model, id_)
+            return
+        # Read after write (I2): the release counts once Qianfan shows the instance stopped or gone.
+        window = rt.settings.settle_seconds
+        shown = wait_for(
+            lambda: look(rt.listings, model, id_, deadline, fresh=True),
+            lambda found: found is None or found.gone,
+            deadline.sub(window),
+        )
+        if shown is None:
+            shown = find_instance(rt.listings, model, id_, deadline)
+        if shown is not None and not shown.gone:
+            raise ProviderError(
+                f"ReleaseTPMResource answered true for TPM quota {id_}, but Qianfan still lists it {shown.status} "
+                f"after {window:g}s: it is still billed and stays in state — run `pulumi destroy` again (or release "
+                "it in the Qianfan console)"
+            )
+        rt.listings.released(model, id_)
 
     # -- create paths ----------------------------------------------------------------------------
     def _wait_visible(self, rt: _Runtime, inputs: Desired, instance_id: str, deadline: Deadline) -> Instance:
@@ -259,7 +302,9 @@ class TPMQuotaProvider(ResourceProvider):
         If it never shows, the id is still returned: failing here would drop a paid quota from
         state. The next refresh settles what exists.
         """
-        from .instances import Instance, look, wait_for
+        from .deadline import wait_for
+        from .instances import Instance
+        from .listings import look
 
         try:
             shown = wait_for(
@@ -273,7 +318,7 @@ class TPMQuotaProvider(ResourceProvider):
             return shown
         return Instance(
             instance_id=instance_id,
-            status="Pending",
+            status=PENDING,
             model=inputs.model,
             units=inputs.purchase_count,
             release_time=inputs.release_time,
@@ -282,22 +327,23 @@ class TPMQuotaProvider(ResourceProvider):
 
     def _adopt(self, rt: _Runtime, inputs: Desired, instance_id: str, deadline: Deadline) -> Instance:
         """Bring an existing instance under management: buy nothing, make it match the inputs."""
-        from .instances import find_elsewhere, find_instance
+        from .ledger import Owner
+        from .listings import find_elsewhere, find_instance
 
         found = find_instance(rt.listings, inputs.model, instance_id, deadline)
         if found is None:
             elsewhere = find_elsewhere(rt.listings, instance_id, rt.other_models(inputs.model), deadline)
-            where = f"; it is an instance of {elsewhere[0]}: set model to that" if elsewhere else ""
+            where = f"; it is an instance of {elsewhere.found[0]}: set model to that" if elsewhere.found else ""
             raise ProviderError(
                 f"adoptInstanceId {instance_id}: Qianfan lists no instance with that id for model {inputs.model}"
-                f"{where or '; check the id and the model'}"
+                f"{where or '; check the id and the model'}{elsewhere.note()}"
             )
         if found.gone:
             raise ProviderError(
                 f"adoptInstanceId {instance_id}: the instance is {found.status} (expired or released) and cannot "
                 "be adopted; remove adoptInstanceId to buy a new quota"
             )
-        rt.purchases.claim(instance_id)
+        rt.purchases.adopt(instance_id, inputs.model, Owner())
         return self._converge(
             rt,
             instance_id,
@@ -322,13 +368,13 @@ class TPMQuotaProvider(ResourceProvider):
     ) -> Instance:
         """Resize and/or (re)schedule the release, the change that lowers the bill first, then
         confirm on the server that what was changed stuck (and only that)."""
-        from .instances import find_instance
+        from .listings import find_instance
 
         changes = self._plan(rt, instance_id, inputs, units_now, release_now, release_known, deadline)
         applied: list[_Change] = []
         for change in changes:
             try:
-                with rt.listings.writing(inputs.model):
+                with rt.listings.writing(inputs.model, deadline):
                     change.apply()
             except QianfanError as err:
                 if applied:
@@ -342,7 +388,17 @@ class TPMQuotaProvider(ResourceProvider):
                         raise self._vanished(instance_id) from None
                 raise
             applied.append(change)
-        return self._confirm(rt, instance_id, inputs, {c.action for c in applied}, deadline)
+        try:
+            return self._confirm(rt, instance_id, inputs, {c.action for c in applied}, deadline)
+        except (QianfanError, ProviderError) as err:
+            if not applied or isinstance(err, _NotShown):
+                raise
+            # I8: whatever fails after a change was made, the change is named.
+            raise ProviderError(
+                f"{' and '.join(c.done for c in applied)} was applied, but reading it back failed: {err}. Run "
+                "`pulumi refresh` before anything else: the state still shows the old values, and Qianfan bills "
+                "what it now has"
+            ) from None
 
     @staticmethod
     def _plan(
@@ -387,7 +443,8 @@ class TPMQuotaProvider(ResourceProvider):
 
     def _confirm(self, rt: _Runtime, instance_id: str, inputs: Desired, sent: set[str], deadline: Deadline) -> Instance:
         """Read after write: Describe must show each change that was sent within settleSeconds."""
-        from .instances import find_instance, look, wait_for
+        from .deadline import wait_for
+        from .listings import find_instance, look
 
         def settled(found: Instance | None) -> bool:
             return found is not None and (found.gone or not self._mismatches(found, inputs, sent))
@@ -402,7 +459,7 @@ class TPMQuotaProvider(ResourceProvider):
             raise self._vanished(instance_id)
         problems = self._mismatches(found, inputs, sent)
         if problems:
-            raise ProviderError(
+            raise _NotShown(
                 f"Qianfan accepted the change to {instance_id} but does not show it after {window:g}s: "
                 f"{'; '.join(problems)}. Nothing was recorded as done; run `pulumi refresh` to record what "
                 "Qianfan has, then `pulumi up` to try again (qianfan:settleSeconds sets how long to wait)"
@@ -428,7 +485,7 @@ class TPMQuotaProvider(ResourceProvider):
     # -- ownership -------------------------------------------------------------------------------
     def _owned(self, rt: _Runtime, instance_id: str, model: str, deadline: Deadline) -> Instance:
         """The live instance, confirmed under the quota's model before anything changes it."""
-        from .instances import find_instance
+        from .listings import find_instance
 
         found = find_instance(rt.listings, model, instance_id, deadline)
         if found is None:
@@ -440,15 +497,24 @@ class TPMQuotaProvider(ResourceProvider):
 
     @staticmethod
     def _refuse_other_model(rt: _Runtime, instance_id: str, model: str, deadline: Deadline, outcome: str) -> None:
-        """Fail when an instance missing under `model` is alive under another one (an edited state)."""
-        from .instances import find_elsewhere
+        """Fail when an instance missing under `model` is alive under another one (an edited state).
+
+        A model Qianfan refuses to list is skipped and named in a warning (I7): one retired id must
+        not block every absence check.
+        """
+        from .listings import find_elsewhere
 
         elsewhere = find_elsewhere(rt.listings, instance_id, rt.other_models(model), deadline)
-        if elsewhere is not None:
+        if elsewhere.found is not None:
             raise ProviderError(
-                f"TPM quota {instance_id} belongs to model {elsewhere[0]}, not {model} as the state says; "
+                f"TPM quota {instance_id} belongs to model {elsewhere.found[0]}, not {model} as the state says; "
                 f"{outcome}. Correct the model in the state (`pulumi stack export`, edit, `pulumi stack import`) "
                 "or manage the instance from a quota declared with that model"
+            )
+        if elsewhere.skipped:
+            warn(
+                f"TPM quota {instance_id} is not listed under {model}, nor under the other models searched"
+                + elsewhere.note()
             )
 
     @staticmethod

@@ -237,8 +237,14 @@ def test_refresh_then_destroy(
     calls = len(control.requests())
     order = destroy(later, drifted)
     assert order == [r.urn for r in reversed(drifted.resources)]
+    # Each release is read back: a listing of its model must show the instance stopped.
     assert journal(control, calls) == [
-        (RELEASE, {"model": r.inputs["model"], "instanceId": r.id}) for r in reversed(drifted.resources)
+        step
+        for r in reversed(drifted.resources)
+        for step in (
+            (RELEASE, {"model": r.inputs["model"], "instanceId": r.id}),
+            (DESCRIBE, {"model": r.inputs["model"]}),
+        )
     ]
     rows = control.instances()
     assert len(rows) == len(state.resources)
@@ -313,6 +319,7 @@ def test_edited_stack_resizes_and_releases(
         (RESIZE, {"instanceId": chat.id, "count": 2}),
         (DESCRIBE, {"model": chat.inputs["model"]}),  # and shows the new size
         (RELEASE, {"model": lite.inputs["model"], "instanceId": lite.id}),
+        (DESCRIBE, {"model": lite.inputs["model"]}),  # which a listing shows stopped
     ]
     [kept] = result.deployment.resources
     assert (kept.urn, kept.id, kept.outputs["purchaseCount"], kept.outputs["tpm"]) == (

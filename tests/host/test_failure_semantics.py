@@ -25,7 +25,7 @@ from tests.figures import record
 
 SEED = int(os.environ.get("QIANFAN_TPM_SEED", "20261126"))
 MODELS = ["ernie-speed-8k", "ernie-lite-8k", "ernie-speed-128k", "ernie-tiny-8k"]
-FAST = {"qianfan:settleSeconds": "0.3", "qianfan:timeoutSeconds": "30"}
+FAST = {"qianfan:settleSeconds": "1", "qianfan:timeoutSeconds": "30"}
 
 
 # -- deterministic cases of the purchase recovery ------------------------------------------------
@@ -75,7 +75,7 @@ def break_describe_once_purchase_arrives(control) -> threading.Thread:
 
 
 def test_listing_failure_after_a_lost_purchase_says_what_to_check(make_host, control) -> None:
-    host = make_host(**{**FAST, "qianfan:timeoutSeconds": "3"})
+    host = make_host(**{**FAST, "qianfan:timeoutSeconds": "8"})
     inputs, _ = host.check({"model": "ernie-speed-8k", "purchaseCount": 1})
     control.add_fault("PurchaseTPMResource", "drop_after_commit")
     watcher = break_describe_once_purchase_arrives(control)
@@ -88,7 +88,7 @@ def test_listing_failure_after_a_lost_purchase_says_what_to_check(make_host, con
 
 
 def test_describe_failing_after_a_successful_purchase_still_records_the_quota(make_host, control) -> None:
-    host = make_host(**{**FAST, "qianfan:timeoutSeconds": "3"})
+    host = make_host(**{**FAST, "qianfan:timeoutSeconds": "8"})
     inputs, _ = host.check({"model": "ernie-speed-8k", "purchaseCount": 2})
     watcher = break_describe_once_purchase_arrives(control)
     id_, outs = host.create(inputs)
@@ -138,8 +138,8 @@ def test_safe_actions_survive_throttling_and_5xx(
 
 @pytest.mark.parametrize("operation", ["read", "update", "delete"])
 def test_deadline_is_honoured_when_faults_never_stop(make_host, control, operation: str) -> None:
-    host = make_host(**{**FAST, "qianfan:timeoutSeconds": "3"})
-    id_, outs = host.up({"model": "ernie-speed-8k", "purchaseCount": 1})
+    id_, outs = make_host(**FAST).up({"model": "ernie-speed-8k", "purchaseCount": 1})
+    host = make_host(**{**FAST, "qianfan:timeoutSeconds": "3"})  # the next `pulumi` run, a short deadline
     control.add_fault("*", "throttle", count=100_000)
     news, _ = host.check({"model": "ernie-speed-8k", "purchaseCount": 2})
     started = time.monotonic()

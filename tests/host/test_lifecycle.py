@@ -114,7 +114,11 @@ def test_full_lifecycle(host: ProviderHost, control) -> None:
 
     # -- delete, and delete again ------------------------------------------------------------
     host.delete(id_, read_outs)
-    assert sent(control) == [("ReleaseTPMResource", {"model": MODEL, "instanceId": id_})]
+    # Read after write: the release counts once a listing shows the instance stopped.
+    assert sent(control) == [
+        ("ReleaseTPMResource", {"model": MODEL, "instanceId": id_}),
+        ("DescribeTPMResource", {"model": MODEL}),
+    ]
     assert control.instances(MODEL)[0]["status"] == "Stopped"
     host.delete(id_, read_outs)
     again = sent(control)
@@ -162,14 +166,15 @@ def test_delete_without_a_model_in_state_refuses_rather_than_guessing(host: Prov
 def test_delete_of_unknown_instance_succeeds(host: ProviderHost, control) -> None:
     host.delete("tpm-Nope1234", {"model": MODEL, "purchaseCount": 1})
     requests = [(r["action"], r["body"]) for r in control.requests()]
-    # Refused, then absent from two listings of its model, then from every other model's.
-    assert requests[:3] == [
+    # Refused, then absent from three consistent listings of its model, then from every other model's.
+    assert requests[:4] == [
         ("ReleaseTPMResource", {"model": MODEL, "instanceId": "tpm-Nope1234"}),
         ("DescribeTPMResource", {"model": MODEL}),
         ("DescribeTPMResource", {"model": MODEL}),
+        ("DescribeTPMResource", {"model": MODEL}),
     ]
-    others = {body["model"] for action, body in requests[3:] if action == "DescribeTPMResource"}
-    assert MODEL not in others and len(others) == len(requests[3:]) > 20
+    others = {body["model"] for action, body in requests[4:] if action == "DescribeTPMResource"}
+    assert MODEL not in others and len(others) == len(requests[4:]) > 20
 
 
 def sdk_call(db, action: str, body: dict[str, Any]) -> None:

@@ -11,14 +11,15 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from email.utils import formatdate
 from typing import Any
 
 import pytest
 import requests
 
 import providers.client as client_module
-from providers.client import QianfanClient
+from providers.client import QianfanClient, Receipt
 from providers.deadline import Deadline
 from providers.errors import Kind, QianfanError
 from providers.settings import Secret, Settings, load_settings
@@ -34,10 +35,11 @@ MODEL = "ernie-speed-8k"
 
 @dataclass
 class Response:
-    """What the SDK's call_action returns: the parsed JSON body and the HTTP status."""
+    """What the SDK's call_action returns: the parsed JSON body, the HTTP status, the headers."""
 
     body: Any
     code: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 def ok(result: Any) -> Response:
@@ -103,7 +105,9 @@ def quick_backoff(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 # -- the five actions, bodies exactly as Baidu documents them ---------------------------------------
 def test_purchase_body_without_release_time() -> None:
     client, fake = client_with(ok({"instanceId": "tpm-Vlxxxx3F"}))
-    assert client.purchase(MODEL, 2, None, Deadline(5)) == "tpm-Vlxxxx3F"
+    assert client.purchase(MODEL, 2, None, Deadline(5)) == Receipt(
+        "tpm-Vlxxxx3F", "1bef3f87-c5b2-4419-936b-50f9884f10d4"
+    )
     (call,) = fake.calls
     assert (call["route"], call["action"]) == ("/v2/charge", "PurchaseTPMResource")
     assert call["body"] == {"model": MODEL, "billing": {"paymentTiming": "Postpaid"}, "purchaseCount": 2}
@@ -111,7 +115,8 @@ def test_purchase_body_without_release_time() -> None:
 
 def test_purchase_body_with_release_time() -> None:
     client, fake = client_with(ok({"instanceId": "44961088f5xxxxx79f5daf"}))
-    assert client.purchase(MODEL, 1, "2030-01-25T12:30:30+08:00", Deadline(5)) == "44961088f5xxxxx79f5daf"
+    bought = client.purchase(MODEL, 1, "2030-01-25T12:30:30+08:00", Deadline(5))
+    assert bought.instance_id == "44961088f5xxxxx79f5daf"
     assert fake.calls[0]["body"] == {
         "model": MODEL,
         "billing": {"paymentTiming": "Postpaid", "releaseTime": "2030-01-25T12:30:30+08:00"},
@@ -434,3 +439,57 @@ def test_a_refused_connection_is_asked_again_next_time() -> None:
         with pytest.raises(QianfanError, match="no Qianfan credentials"):
             client.describe(MODEL, Deadline(5))
     assert client._call_action is None
+
+
+# -- what the answers say besides their result ----------------------------------------------------------
+@pytest.mark.parametrize("action", ["resize", "auto_release", "release"])
+def test_a_write_answered_false_is_a_failure_naming_the_instance(action: str) -> None:
+    """Baidu answers `true` for a change; an explicit `false` changed nothing (I2), and it is not
+    sent again (it was an answer, not a lost one)."""
+    client, fake = client_with(ok(False))
+    calls = {
+        "resize": lambda: client.resize("tpm-a", 2, Deadline(5)),
+        "auto_release": lambda: client.auto_release("tpm-a", None, Deadline(5)),
+        "release": lambda: client.release(MODEL, "tpm-a", Deadline(5)),
+    }
+    with pytest.raises(QianfanError) as caught:
+        calls[action]()
+    assert caught.value.kind is Kind.REJECTED and "answered false for tpm-a" in str(caught.value)
+    assert len(fake.calls) == 1
+
+
+@pytest.mark.parametrize("result", [True, None, {"success": True}, "ok"])
+def test_other_write_answers_are_taken_and_left_to_the_read_back(result: Any) -> None:
+    client, _ = client_with(ok(result))
+    assert client.resize("tpm-a", 2, Deadline(5)) == "1bef3f87-c5b2-4419-936b-50f9884f10d4"
+
+
+def test_a_purchase_leaves_its_recovery_the_time_it_asked_for() -> None:
+    """I4: the request may not use the time the recovery of a lost answer needs."""
+    client, fake = client_with(ok({"instanceId": "tpm-a"}))
+    client.purchase(MODEL, 1, None, Deadline(20), leave=12.0)
+    assert 7.0 <= fake.calls[0]["request_timeout"] <= 8.0
+
+
+def test_a_purchase_with_too_little_time_left_is_not_sent() -> None:
+    client, fake = client_with(ok({"instanceId": "tpm-a"}))
+    with pytest.raises(QianfanError) as caught:
+        client.purchase(MODEL, 1, None, Deadline(5), leave=4.5)
+    assert caught.value.kind is Kind.NOT_SENT and caught.value.definitive_refusal
+    assert "recovering a lost answer needs 4.5s" in str(caught.value) and fake.calls == []
+
+
+def test_every_answers_date_header_bounds_qianfans_clock() -> None:
+    ahead = time.time() + 3600  # Qianfan's clock an hour ahead of this machine's
+    client, _ = client_with(
+        Response({"requestId": "r", "result": {"instances": []}}, headers={"Date": formatdate(ahead, usegmt=True)})
+    )
+    client.describe(MODEL, Deadline(5))
+    low, high = client.server_clock.bounds()
+    assert 3598 <= low <= high <= 3602 and high - low <= 1.5
+
+
+def test_a_request_id_that_echoes_a_key_is_scrubbed_before_it_is_kept() -> None:
+    client, _ = client_with(Response({"requestId": f"id-{ACCESS_KEY}", "result": True}))
+    kept = client.resize("tpm-a", 2, Deadline(5))
+    assert kept is not None and ACCESS_KEY not in kept

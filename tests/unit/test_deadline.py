@@ -1,4 +1,4 @@
-"""`providers.deadline`: every wait is bounded, and backoff stays within its bounds for any attempt.
+"""`providers.deadline`: every wait is bounded, backoff stays within its bounds for any attempt, the poller.
 
 Sleeps here are at most ~0.3 s; the clock is read around them to prove nothing overruns.
 """
@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from providers.deadline import Deadline, backoff
+from providers.deadline import Deadline, backoff, wait_for
 
 PROFILE = settings(max_examples=300, deadline=None, derandomize=os.environ.get("CI") == "true")
 #: Scheduling noise allowed on top of a measured sleep (the machine is shared).
@@ -117,3 +117,39 @@ def test_sub_and_parent_run_out_independently() -> None:
     child = parent.sub(0.1)
     assert child.sleep(1.0, reserve=0.0) is True
     assert child.expired and not parent.expired
+
+
+# -- wait_for -------------------------------------------------------------------------------------------
+def test_wait_for_returns_as_soon_as_done() -> None:
+    answers = iter([None, "Creating", "Running"])
+    seen: list[str | None] = []
+
+    def fetch() -> str | None:
+        seen.append(next(answers))
+        return seen[-1]
+
+    started = time.monotonic()
+    result = wait_for(fetch, lambda found: found is not None, Deadline(0.2))
+    assert result == "Creating" and len(seen) == 2
+    assert time.monotonic() - started < 0.3
+
+
+def test_wait_for_gives_up_at_the_deadline_with_the_last_answer() -> None:
+    calls = 0
+
+    def fetch() -> str:
+        nonlocal calls
+        calls += 1
+        return "Creating"
+
+    started = time.monotonic()
+    result = wait_for(fetch, lambda found: found == "Running", Deadline(0.2))
+    elapsed = time.monotonic() - started
+    assert result == "Creating"
+    assert calls >= 2 and elapsed < 0.3
+
+
+def test_wait_for_on_an_expired_deadline_fetches_once() -> None:
+    calls: list[int] = []
+    assert wait_for(lambda: calls.append(1), lambda found: False, Deadline(0)) is None
+    assert calls == [1]

@@ -1,4 +1,4 @@
-"""`providers.instances`: what DescribeTPMResource says, parsed, found and waited for.
+"""`providers.instances`: what one DescribeTPMResource answer says, parsed.
 
 The witness here is Baidu's documentation, written out in this file: a Describe item is exactly
 `{instanceId, paymentTiming, rpm, tpm, status, startTime, expiredTime}` (the item below is the one
@@ -9,26 +9,19 @@ items only; it imports nothing from the provider but the error type it must rais
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-import providers.instances as instances_module
-from providers.deadline import Deadline
-from providers.errors import Kind, QianfanError
 from providers.instances import (
     Instance,
     describe_ids,
-    find_elsewhere,
-    find_instance,
-    list_instances,
-    look,
+    next_marker,
     outputs_of,
     parse_instance,
     parse_instances,
-    wait_for,
+    reported_total,
 )
 
 #: Baidu's documented Describe item, literally.
@@ -60,6 +53,7 @@ def test_baidus_documented_item() -> None:
         units=1,  # from tpm 10,000
         release_time=None,  # "-": nothing scheduled ...
         release_time_known=True,  # ... which is knowledge, not ignorance
+        start_time=datetime(2024, 2, 26, 10, 0, 0, tzinfo=UTC).timestamp(),  # Qianfan's clock, UTC
     )
 
 
@@ -98,7 +92,13 @@ def test_the_rich_shape_prefers_release_time_and_count() -> None:
         "expiredTime": "2030-01-25T04:30:30Z",
     }
     assert parse_instance(rich) == Instance(
-        "a0085162fxxxx0ad19e58e", "Running", "ernie-speed-8k", 3, "2031-01-01T00:00:00+08:00", True
+        "a0085162fxxxx0ad19e58e",
+        "Running",
+        "ernie-speed-8k",
+        3,
+        "2031-01-01T00:00:00+08:00",
+        True,
+        start_time=datetime(2024, 2, 26, 10, 0, 0, tzinfo=UTC).timestamp(),
     )
 
 
@@ -208,221 +208,59 @@ def test_parse_instances_shapes(result: Any, ids: list[str]) -> None:
     assert [i.instance_id for i in parse_instances(result)] == ids
 
 
-# -- a fake Qianfan, answering as Baidu documents -----------------------------------------------------
-Answer = Any | Exception | Callable[[str, str | None, dict[str, Any]], Any]
+def test_one_answer_that_lists_an_instance_twice_keeps_both_for_the_listing_to_judge() -> None:
+    assert [i.instance_id for i in parse_instances({"instances": [item("tpm-a"), item("tpm-a")]})] == ["tpm-a"] * 2
 
 
-class FakeQianfan:
-    """Stands in for `QianfanClient.describe`: answers from a script, records every call."""
-
-    def __init__(self, *answers: Answer) -> None:
-        self.answers = list(answers)
-        self.calls: list[tuple[str, str | None, dict[str, Any]]] = []
-        self.times: list[float] = []
-
-    def describe(self, model: str, deadline: Deadline, *, retry: bool = True, **extra: Any) -> Any:
-        instance_id = extra.pop("instanceId", None)
-        self.calls.append((model, instance_id, extra))
-        self.times.append(time.monotonic())
-        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
-        if isinstance(answer, Exception):
-            raise answer
-        if callable(answer):
-            return answer(model, instance_id, extra)
-        return answer
-
-
-def not_found() -> QianfanError:
-    return QianfanError("DescribeTPMResource", Kind.NOT_FOUND, status=404, code="ResourceNotFound")
+# -- startTime: when Qianfan's clock saw the instance bought ----------------------------------------
+@pytest.mark.parametrize(
+    "start, expected",
+    [
+        ("2024-02-26T10:00:00Z", datetime(2024, 2, 26, 10, 0, 0, tzinfo=UTC)),  # Baidu's spelling (UTC)
+        ("2024-02-26T18:00:00+08:00", datetime(2024, 2, 26, 10, 0, 0, tzinfo=UTC)),
+        ("2024-02-26 18:00:00", datetime(2024, 2, 26, 10, 0, 0, tzinfo=UTC)),  # read as Beijing time
+        ("yesterday", None),
+        ("", None),
+        (None, None),
+        (1708941600, None),  # a number is not a documented spelling: unknown, never guessed
+        ("1999-12-31T15:59:59Z", None),  # before 2000 (Beijing): no instance started then
+    ],
+)
+def test_start_time(start: Any, expected: datetime | None) -> None:
+    parsed = parse_instance({**DOCUMENTED, "startTime": start})
+    assert parsed is not None
+    assert parsed.start_time == (None if expected is None else expected.timestamp())
 
 
-def server_error() -> QianfanError:
-    return QianfanError("DescribeTPMResource", Kind.SERVER, status=500, code="InternalError")
+# -- what a page says about the pages after it ------------------------------------------------------
+@pytest.mark.parametrize(
+    "result, marker",
+    [
+        ({"instances": [], "isTruncated": True, "nextMarker": "m1"}, "m1"),
+        ({"instances": [], "isTruncated": False, "nextMarker": "m1"}, None),
+        ({"instances": [], "isTruncated": True}, None),
+        ({"instances": [], "isTruncated": True, "nextMarker": ""}, None),
+        ([], None),
+    ],
+)
+def test_next_marker(result: Any, marker: str | None) -> None:
+    assert next_marker(result) == marker
 
 
-@pytest.fixture
-def quick_recheck(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The pause before a second look is 0.5 s in the provider; 20 ms keeps this tier fast."""
-    monkeypatch.setattr(instances_module, "ABSENCE_RECHECK_SECONDS", 0.02)
-
-
-# -- list_instances -----------------------------------------------------------------------------------
-# Baidu documents no pagination for Describe. The fake follows Baidu Cloud's usual list convention
-# (`isTruncated`, `nextMarker`, sent back as `marker`): the stand-in's choice, written down here.
-def test_list_instances_one_page() -> None:
-    fake = FakeQianfan({"instances": [item("tpm-a"), item("tpm-b", "Stopped")]})
-    found = list_instances(fake, "ernie-speed-8k", Deadline(5))
-    assert [(i.instance_id, i.status) for i in found] == [("tpm-a", "Running"), ("tpm-b", "Stopped")]
-    assert fake.calls == [("ernie-speed-8k", None, {})]
-
-
-def test_list_instances_follows_markers() -> None:
-    fake = FakeQianfan(
-        {"instances": [item("tpm-a")], "isTruncated": True, "nextMarker": "m1"},
-        {"instances": [item("tpm-b")], "isTruncated": True, "nextMarker": "m2"},
-        {"instances": [item("tpm-c")], "isTruncated": False, "nextMarker": "ignored"},
-        AssertionError("no fourth page was asked for"),
-    )
-    found = list_instances(fake, "ernie-speed-8k", Deadline(5))
-    assert [i.instance_id for i in found] == ["tpm-a", "tpm-b", "tpm-c"]
-    assert [extra for _, _, extra in fake.calls] == [{}, {"marker": "m1"}, {"marker": "m2"}]
-
-
-def test_list_instances_stops_at_a_truncated_page_without_a_marker() -> None:
-    fake = FakeQianfan({"instances": [item("tpm-a")], "isTruncated": True}, AssertionError("not asked"))
-    assert len(list_instances(fake, "ernie-speed-8k", Deadline(5))) == 1
-    assert len(fake.calls) == 1
-
-
-def test_list_instances_is_bounded_at_100_pages() -> None:
-    pages = iter(range(1_000))
-
-    def endless(model: str, instance_id: str | None, extra: dict[str, Any]) -> Any:
-        page = next(pages)
-        return {"instances": [item(f"tpm-{page:08d}")], "isTruncated": True, "nextMarker": f"m{page}"}
-
-    fake = FakeQianfan(endless)
-    with pytest.raises(QianfanError) as caught:  # a partial listing is never taken for the whole
-        list_instances(fake, "ernie-speed-8k", Deadline(5))
-    assert len(fake.calls) == 100 and caught.value.kind is Kind.BAD_ANSWER and "100 pages" in str(caught.value)
-
-
-def test_list_instances_passes_errors_on() -> None:
-    with pytest.raises(QianfanError) as caught:
-        list_instances(FakeQianfan(server_error()), "ernie-speed-8k", Deadline(5))
-    assert caught.value.kind is Kind.SERVER
-
-
-# -- finders, over a lister (in the host: the shared listings) ------------------------------------------
-class FakeLister:
-    """Stands in for `listings.Listings`: scripted listings per call, recording `fresh` and when."""
-
-    def __init__(self, *listings: list[Instance] | Exception) -> None:
-        self.listings = list(listings)
-        self.calls: list[tuple[str, bool]] = []
-        self.times: list[float] = []
-
-    def get(self, model: str, deadline: Deadline, *, fresh: bool = False) -> list[Instance]:
-        self.calls.append((model, fresh))
-        self.times.append(time.monotonic())
-        answer = self.listings.pop(0) if len(self.listings) > 1 else self.listings[0]
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
-
-
-def running(instance_id: str, units: int = 1, status: str = "Running") -> Instance:
-    return Instance(instance_id, status, units=units, release_time_known=True)
-
-
-def test_look_picks_the_instance_from_one_listing() -> None:
-    lister = FakeLister([running("tpm-other"), running("tpm-a", units=2)])
-    found = look(lister, "ernie-speed-8k", "tpm-a", Deadline(5))
-    assert found is not None and found.units == 2
-    assert look(lister, "ernie-speed-8k", "tpm-b", Deadline(5), fresh=True) is None
-    assert lister.calls == [("ernie-speed-8k", False), ("ernie-speed-8k", True)]
-
-
-@pytest.mark.usefixtures("quick_recheck")
-def test_find_instance_found_at_once_asks_once() -> None:
-    lister = FakeLister([running("tpm-a")])
-    assert find_instance(lister, "ernie-speed-8k", "tpm-a", Deadline(5)) is not None
-    assert lister.calls == [("ernie-speed-8k", False)]
-
-
-@pytest.mark.usefixtures("quick_recheck")
-def test_find_instance_looks_again_in_a_fresh_listing_after_one_absence() -> None:
-    lister = FakeLister([], [running("tpm-other"), running("tpm-a", units=5)])
-    found = find_instance(lister, "ernie-speed-8k", "tpm-a", Deadline(5))
-    assert found is not None and (found.instance_id, found.units) == ("tpm-a", 5)
-    # The second look may not reuse the listing that lacked it: it is requested after a pause.
-    assert lister.calls == [("ernie-speed-8k", False), ("ernie-speed-8k", True)]
-    assert lister.times[1] - lister.times[0] >= 0.02
-
-
-@pytest.mark.usefixtures("quick_recheck")
-def test_find_instance_reports_absence_after_two_consistent_answers() -> None:
-    lister = FakeLister([], [running("tpm-other")])
-    assert find_instance(lister, "ernie-speed-8k", "tpm-a", Deadline(5)) is None
-    assert len(lister.calls) == 2
-
-
-def test_find_instance_pause_is_bounded_by_the_deadline() -> None:
-    lister = FakeLister([])
-    started = time.monotonic()
-    assert find_instance(lister, "ernie-speed-8k", "tpm-a", Deadline(0.1)) is None
-    assert time.monotonic() - started < 0.3  # not the full 0.5 s pause
-    assert len(lister.calls) == 2
-
-
-@pytest.mark.usefixtures("quick_recheck")
-def test_find_instance_passes_a_failed_second_look_on() -> None:
-    lister = FakeLister([], server_error())
-    with pytest.raises(QianfanError):
-        find_instance(lister, "ernie-speed-8k", "tpm-a", Deadline(5))
-
-
-def test_find_elsewhere_returns_the_first_live_other_model() -> None:
-    by_model = {
-        "ernie-lite-8k": [],
-        "ernie-char-8k": [running("tpm-a", status="Stopped")],  # gone: not where it lives
-        "ernie-novel-8k": [running("tpm-a", units=2, status="Creating")],
-        "ernie-3.5-8k": [running("tpm-a")],
-    }
-
-    class ByModel(FakeLister):
-        def get(self, model: str, deadline: Deadline, *, fresh: bool = False) -> list[Instance]:
-            self.calls.append((model, fresh))
-            return by_model[model]
-
-    lister = ByModel([])
-    found = find_elsewhere(lister, "tpm-a", list(by_model), Deadline(5))
-    assert found is not None
-    model, instance = found
-    assert (model, instance.status, instance.units) == ("ernie-novel-8k", "Creating", 2)
-    assert [m for m, _ in lister.calls] == ["ernie-lite-8k", "ernie-char-8k", "ernie-novel-8k"]
-
-
-def test_find_elsewhere_nowhere() -> None:
-    lister = FakeLister([])
-    assert find_elsewhere(lister, "tpm-a", ["a", "b"], Deadline(5)) is None
-    assert [m for m, _ in lister.calls] == ["a", "b"]
-
-
-# -- wait_for -------------------------------------------------------------------------------------------
-def test_wait_for_returns_as_soon_as_done() -> None:
-    answers = iter([None, Instance("tpm-a", "Creating"), Instance("tpm-a", "Running")])
-    seen: list[Instance | None] = []
-
-    def fetch() -> Instance | None:
-        seen.append(next(answers))
-        return seen[-1]
-
-    started = time.monotonic()
-    result = wait_for(fetch, lambda found: found is not None, Deadline(0.2))
-    assert result == Instance("tpm-a", "Creating") and len(seen) == 2
-    assert time.monotonic() - started < 0.3
-
-
-def test_wait_for_gives_up_at_the_deadline_with_the_last_answer() -> None:
-    calls = 0
-
-    def fetch() -> Instance:
-        nonlocal calls
-        calls += 1
-        return Instance("tpm-a", "Creating")
-
-    started = time.monotonic()
-    result = wait_for(fetch, lambda found: found is not None and found.status == "Running", Deadline(0.2))
-    elapsed = time.monotonic() - started
-    assert result == Instance("tpm-a", "Creating")
-    assert calls >= 2 and elapsed < 0.3
-
-
-def test_wait_for_on_an_expired_deadline_fetches_once() -> None:
-    calls: list[int] = []
-    assert wait_for(lambda: calls.append(1), lambda found: False, Deadline(0)) is None
-    assert calls == [1]
+@pytest.mark.parametrize(
+    "result, total",
+    [
+        ({"totalCount": 3}, 3),
+        ({"total": 0}, 0),
+        ({"totalCount": -1}, None),
+        ({"totalCount": True}, None),
+        ({"totalCount": "3"}, None),
+        ({}, None),
+        ([], None),
+    ],
+)
+def test_reported_total(result: Any, total: int | None) -> None:
+    assert reported_total(result) == total
 
 
 # -- outputs ----------------------------------------------------------------------------------------------

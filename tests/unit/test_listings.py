@@ -1,8 +1,11 @@
-"""Shared listings (providers/listings.py): the freshness rules, one at a time.
+"""Listings (providers/listings.py): pagination and its consistency, the freshness rules of
+shared listings one at a time, what a host remembers of the instances it saw, and the finders.
 
 A real `QianfanClient` whose SDK call is replaced by a fake that answers Describe as Baidu
 documents it (items of exactly instanceId, paymentTiming, rpm, tpm, status, startTime,
-expiredTime), counts calls per model, and can hold an answer until the test lets it go.
+expiredTime), counts calls per model, and can hold an answer until the test lets it go. Baidu
+documents no pagination for Describe: the fakes follow Baidu Cloud's usual list convention
+(`isTruncated`, `nextMarker`, sent back as `marker`), the stand-in's choice, written down here.
 """
 
 from __future__ import annotations
@@ -16,12 +19,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+import requests
 
 import providers.listings as listings_module
 from providers.client import QianfanClient
 from providers.deadline import Deadline
-from providers.errors import Kind, QianfanError
-from providers.listings import Listings
+from providers.errors import Kind, ProviderError, QianfanError
+from providers.instances import Instance
+from providers.listings import Elsewhere, Listing, Listings, find_elsewhere, find_instance, list_instances, look
 from providers.settings import Secret, Settings
 
 SETTINGS = Settings(access_key=Secret("AKlistings"), secret_key=Secret("SKlistings"), timeout_seconds=30.0)
@@ -48,7 +53,7 @@ class FakeDescribe:
     def __post_init__(self) -> None:
         self.hold.set()
 
-    def __call__(self, route: str, action: str, body: dict[str, Any], **_: Any) -> Response:
+    def __call__(self, route: str, action: str, body: dict[str, Any], **options: Any) -> Response:
         assert action == "DescribeTPMResource" and set(body) == {"model"}, body
         model = body["model"]
         with self._lock:
@@ -57,7 +62,9 @@ class FakeDescribe:
             self.fail -= failing
             ids = list(self.instances.get(model, []))
         self.started.set()
-        assert self.hold.wait(10), "the test never let the answer go"
+        # A held answer ends, as a real request does, at the request timeout the client asked for.
+        if not self.hold.wait(min(10.0, options.get("request_timeout", 10.0))):
+            raise requests.exceptions.Timeout("held past the request timeout")
         if failing:
             return Response({"requestId": "r", "code": "InternalError", "message": "injected"}, code=500)
         items = [
@@ -81,8 +88,8 @@ def listings(fake: FakeDescribe, max_age: float = 1.0) -> Listings:
     return Listings(client, max_age)
 
 
-def ids(found: list[Any]) -> list[str]:
-    return [i.instance_id for i in found]
+def ids(found: Listing) -> list[str]:
+    return [i.instance_id for i in found.instances]
 
 
 def together(*calls: Callable[[], Any]) -> list[Any]:
@@ -167,7 +174,7 @@ def test_a_write_invalidates_every_listing_requested_before_it() -> None:
     fake = FakeDescribe({SPEED: ["tpm-a"], LITE: ["tpm-b"]})
     shared = listings(fake, max_age=30)
     shared.get(SPEED, Deadline(5)), shared.get(LITE, Deadline(5))
-    with shared.writing(SPEED):
+    with shared.writing(SPEED, Deadline(5)):
         fake.instances[SPEED].append("tpm-c")
     assert ids(shared.get(SPEED, Deadline(5))) == ["tpm-a", "tpm-c"]  # not the listing from before the write
     assert ids(shared.get(LITE, Deadline(5))) == ["tpm-b"]  # another model's listing is still good
@@ -184,7 +191,7 @@ def test_a_listing_waits_briefly_for_writes_in_flight_so_confirmations_share_it(
     answered = [threading.Event() for _ in range(4)]
 
     def purchase_then_confirm(n: int) -> list[str]:
-        with shared.writing(SPEED):
+        with shared.writing(SPEED, Deadline(5)):
             assert answered[n].wait(10)
             fake.instances[SPEED].append(f"tpm-{n}")
         return ids(shared.get(SPEED, Deadline(10), fresh=True))
@@ -203,7 +210,7 @@ def test_the_wait_for_writes_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setattr(listings_module, "BATCH_SECONDS", 0.1)
     fake = FakeDescribe({SPEED: ["tpm-a"]})
     shared = listings(fake)
-    with shared.writing(SPEED):  # a write still in flight while we list
+    with shared.writing(SPEED, Deadline(5)):  # a write still in flight while we list
         started = time.monotonic()
         assert ids(shared.get(SPEED, Deadline(5), fresh=True)) == ["tpm-a"]
         assert time.monotonic() - started < 1.0
@@ -250,3 +257,333 @@ def test_joining_a_slow_listing_never_waits_past_ones_own_deadline() -> None:
     assert "did not answer before this operation's deadline" in str(caught.value)
     fake.hold.set()
     slow.join(10)
+
+
+def test_a_starters_short_deadline_does_not_fail_a_waiter_with_time_left() -> None:
+    """I6: a refresh with time left that joins a listing started by a create with almost none must
+    not inherit the create's "ran out of time": it lists on its own."""
+    fake = FakeDescribe({SPEED: ["tpm-a"]})
+    fake.hold.clear()
+    shared = listings(fake)
+    starter_error: list[Exception] = []
+
+    def short() -> None:
+        try:
+            shared.get(SPEED, Deadline(0.4))
+        except QianfanError as exc:
+            starter_error.append(exc)
+
+    first = threading.Thread(target=short)
+    first.start()
+    assert fake.started.wait(5)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        joined = pool.submit(shared.get, SPEED, Deadline(10))
+        time.sleep(0.6)  # the starter's deadline has passed while its listing is held
+        first.join(5)
+        fake.hold.set()
+        assert ids(joined.result(timeout=10)) == ["tpm-a"]
+    assert starter_error, "the starter itself must fail: its deadline passed"
+
+
+# -- pages: read whole, or marked ------------------------------------------------------------------------------
+Script = Any | Exception | Callable[[str, dict[str, Any]], Any]
+
+
+def item(
+    instance_id: str, status: str = "Running", units: int = 1, start: str = "2026-11-26T10:00:00Z"
+) -> dict[str, Any]:
+    """A Describe item in Baidu's documented shape (1 unit = 10,000 TPM and 33 RPM, per Baidu)."""
+    return {
+        "instanceId": instance_id,
+        "paymentTiming": "Postpaid",
+        "rpm": 33 * units,
+        "tpm": 10_000 * units,
+        "status": status,
+        "startTime": start,
+        "expiredTime": "-",
+    }
+
+
+class FakePages:
+    """Stands in for `QianfanClient.describe`: answers from a script, records every call's extras."""
+
+    def __init__(self, *answers: Script) -> None:
+        self.answers = list(answers)
+        self.calls: list[dict[str, Any]] = []
+
+    def describe(self, model: str, deadline: Deadline, *, retry: bool = True, **extra: Any) -> Any:
+        self.calls.append(extra)
+        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        if isinstance(answer, Exception):
+            raise answer
+        if callable(answer):
+            return answer(model, extra)
+        return answer
+
+
+def server_error() -> QianfanError:
+    return QianfanError("DescribeTPMResource", Kind.SERVER, status=500, code="InternalError")
+
+
+def page(*items: dict[str, Any], marker: str | None = None, **fields: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"instances": list(items), **fields}
+    if marker is not None:
+        body.update(isTruncated=True, nextMarker=marker)
+    return body
+
+
+def test_list_instances_one_page() -> None:
+    fake = FakePages(page(item("tpm-a"), item("tpm-b", "Stopped")))
+    found = list_instances(fake, SPEED, Deadline(5))  # type: ignore[arg-type]
+    assert [(i.instance_id, i.status) for i in found.instances] == [("tpm-a", "Running"), ("tpm-b", "Stopped")]
+    assert found.whole and found.consistent and fake.calls == [{}]
+
+
+def test_list_instances_follows_markers() -> None:
+    fake = FakePages(
+        page(item("tpm-a"), marker="m1"),
+        page(item("tpm-b"), marker="m2"),
+        {"instances": [item("tpm-c")], "isTruncated": False, "nextMarker": "ignored"},
+        AssertionError("no fourth page was asked for"),
+    )
+    found = list_instances(fake, SPEED, Deadline(5))  # type: ignore[arg-type]
+    assert ids(found) == ["tpm-a", "tpm-b", "tpm-c"] and found.whole
+    assert fake.calls == [{}, {"marker": "m1"}, {"marker": "m2"}]
+
+
+def test_list_instances_stops_at_a_truncated_page_without_a_marker() -> None:
+    fake = FakePages({"instances": [item("tpm-a")], "isTruncated": True}, AssertionError("not asked"))
+    assert ids(list_instances(fake, SPEED, Deadline(5))) == ["tpm-a"]  # type: ignore[arg-type]
+    assert len(fake.calls) == 1
+
+
+def test_list_instances_is_bounded_at_100_pages() -> None:
+    pages = iter(range(1_000))
+
+    def endless(model: str, extra: dict[str, Any]) -> Any:
+        n = next(pages)
+        return page(item(f"tpm-{n:08d}"), marker=f"m{n}")
+
+    fake = FakePages(endless)
+    with pytest.raises(QianfanError) as caught:  # a partial listing is never taken for the whole
+        list_instances(fake, SPEED, Deadline(5))  # type: ignore[arg-type]
+    assert len(fake.calls) == 100 and caught.value.kind is Kind.BAD_ANSWER and "100 pages" in str(caught.value)
+
+
+def test_list_instances_passes_errors_on() -> None:
+    with pytest.raises(QianfanError) as caught:
+        list_instances(FakePages(server_error()), SPEED, Deadline(5))  # type: ignore[arg-type]
+    assert caught.value.kind is Kind.SERVER
+
+
+def test_pages_that_shifted_are_read_again_until_they_agree() -> None:
+    """Pages shifting between requests list tpm-b twice (and would lose tpm-c); the listing is read
+    again from the first page, and the read that agrees is the one returned."""
+    fake = FakePages(
+        page(item("tpm-a"), item("tpm-b"), marker="2"),
+        page(item("tpm-b"), item("tpm-d")),  # shifted: tpm-b again, tpm-c lost
+        page(item("tpm-a"), item("tpm-b"), marker="2"),
+        page(item("tpm-c"), item("tpm-d")),
+    )
+    found = list_instances(fake, SPEED, Deadline(5))  # type: ignore[arg-type]
+    assert ids(found) == ["tpm-a", "tpm-b", "tpm-c", "tpm-d"] and found.whole
+    assert len(fake.calls) == 4
+
+
+def test_pages_that_never_agree_are_deduplicated_and_marked() -> None:
+    fake = FakePages(page(item("tpm-a"), item("tpm-a")))
+    found = list_instances(fake, SPEED, Deadline(5))  # type: ignore[arg-type]
+    assert ids(found) == ["tpm-a"]
+    assert not found.whole and not found.consistent and "listed twice" in (found.problem or "")
+    assert len(fake.calls) == listings_module.MAX_READS
+
+
+@pytest.mark.parametrize(
+    "pages, problem",
+    [
+        ([page(item("tpm-a"), marker="2", totalCount=3), page(item("tpm-b"), totalCount=2)], "total changed"),
+        ([page(item("tpm-a"), totalCount=2)], "not the 2"),
+        ([page(item("tpm-a"), marker="x"), page(item("tpm-b"), marker="x")], "repeated a marker"),
+    ],
+)
+def test_disagreeing_counts_and_markers_mark_a_listing(pages: list[dict[str, Any]], problem: str) -> None:
+    script = pages * listings_module.MAX_READS
+    found = list_instances(FakePages(*script), SPEED, Deadline(5))  # type: ignore[arg-type]
+    assert not found.whole and problem in (found.problem or "")
+
+
+def test_a_reported_total_that_agrees_is_whole() -> None:
+    fake = FakePages(page(item("tpm-a"), marker="2", totalCount=2), page(item("tpm-b"), totalCount=2))
+    assert list_instances(fake, SPEED, Deadline(5)).whole  # type: ignore[arg-type]
+
+
+# -- what a host has seen ------------------------------------------------------------------------------------
+def test_a_listing_that_lost_an_instance_seen_live_before_is_lagging() -> None:
+    fake = FakeDescribe({SPEED: ["tpm-a", "tpm-b"]})
+    shared = listings(fake, max_age=0)
+    assert shared.get(SPEED, Deadline(5)).consistent
+    fake.instances[SPEED] = []  # a lagging replica answers empty
+    lagging = shared.get(SPEED, Deadline(5))
+    assert lagging.whole and lagging.lagging and not lagging.consistent and "tpm-a" in (lagging.problem or "")
+
+
+def test_an_instance_this_host_released_may_be_missing() -> None:
+    fake = FakeDescribe({SPEED: ["tpm-a", "tpm-b"]})
+    shared = listings(fake, max_age=0)
+    shared.get(SPEED, Deadline(5))
+    shared.released(SPEED, "tpm-a")
+    fake.instances[SPEED] = ["tpm-b"]
+    assert shared.get(SPEED, Deadline(5)).consistent
+
+
+def test_an_instance_missing_from_several_whole_listings_in_a_row_is_no_longer_expected() -> None:
+    """Released outside and hidden by Qianfan: after FORGET_AFTER_MISSES whole listings lack it, a
+    listing without it is consistent again (else one outside release would freeze every absence)."""
+    fake = FakeDescribe({SPEED: ["tpm-a", "tpm-b"]})
+    shared = listings(fake, max_age=0)
+    shared.get(SPEED, Deadline(5))
+    fake.instances[SPEED] = ["tpm-b"]
+    marks = [shared.get(SPEED, Deadline(5)).lagging for _ in range(listings_module.FORGET_AFTER_MISSES + 1)]
+    assert marks == [True] * listings_module.FORGET_AFTER_MISSES + [False]
+
+
+def test_seen_before_is_about_answers_before_the_moment() -> None:
+    fake = FakeDescribe({SPEED: ["tpm-a"]})
+    shared = listings(fake, max_age=0)
+    before = time.monotonic()
+    listing = shared.get(SPEED, Deadline(5))
+    assert not shared.seen_before(SPEED, "tpm-a", before)  # answered after that moment
+    assert shared.seen_before(SPEED, "tpm-a", listing.answered + 0.001)
+    assert not shared.seen_before(SPEED, "tpm-b", time.monotonic())
+    assert not shared.seen_before(LITE, "tpm-a", time.monotonic())
+
+
+# -- finders, over a lister (in the host: the shared listings) -------------------------------------------------
+class FakeLister:
+    """Stands in for `Listings`: scripted listings per call, recording `fresh` and when."""
+
+    def __init__(self, *answers: list[Instance] | Listing | Exception) -> None:
+        self.answers = list(answers)
+        self.calls: list[tuple[str, bool]] = []
+        self.times: list[float] = []
+
+    def get(self, model: str, deadline: Deadline, *, fresh: bool = False, not_before: float | None = None) -> Listing:
+        self.calls.append((model, fresh))
+        self.times.append(time.monotonic())
+        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        if isinstance(answer, Exception):
+            raise answer
+        if isinstance(answer, Listing):
+            return answer
+        return Listing(model, tuple(answer), time.monotonic(), time.monotonic())
+
+
+def running(instance_id: str, units: int = 1, status: str = "Running") -> Instance:
+    return Instance(instance_id, status, units=units, release_time_known=True)
+
+
+@pytest.fixture
+def quick_pauses(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pauses between absence looks are 0.5 s and 1 s in the provider; 20 ms keeps this tier fast."""
+    monkeypatch.setattr(listings_module, "ABSENCE_PAUSES_SECONDS", (0.02, 0.02))
+
+
+def test_look_picks_the_instance_from_one_listing() -> None:
+    lister = FakeLister([running("tpm-other"), running("tpm-a", units=2)])
+    found = look(lister, SPEED, "tpm-a", Deadline(5))
+    assert found is not None and found.units == 2
+    assert look(lister, SPEED, "tpm-b", Deadline(5), fresh=True) is None
+    assert lister.calls == [(SPEED, False), (SPEED, True)]
+
+
+@pytest.mark.usefixtures("quick_pauses")
+def test_find_instance_found_at_once_asks_once() -> None:
+    lister = FakeLister([running("tpm-a")])
+    assert find_instance(lister, SPEED, "tpm-a", Deadline(5)) is not None
+    assert lister.calls == [(SPEED, False)]
+
+
+@pytest.mark.usefixtures("quick_pauses")
+def test_find_instance_looks_again_in_fresh_listings_after_an_absence() -> None:
+    lister = FakeLister([], [running("tpm-other"), running("tpm-a", units=5)])
+    found = find_instance(lister, SPEED, "tpm-a", Deadline(5))
+    assert found is not None and (found.instance_id, found.units) == ("tpm-a", 5)
+    # The second look may not reuse the listing that lacked it: it is requested after a pause.
+    assert lister.calls == [(SPEED, False), (SPEED, True)]
+    assert lister.times[1] - lister.times[0] >= 0.02
+
+
+@pytest.mark.usefixtures("quick_pauses")
+def test_find_instance_believes_an_absence_only_after_enough_consistent_listings() -> None:
+    lister = FakeLister([], [running("tpm-other")])
+    assert find_instance(lister, SPEED, "tpm-a", Deadline(5)) is None
+    assert len(lister.calls) == listings_module.ABSENCE_LOOKS
+
+
+@pytest.mark.usefixtures("quick_pauses")
+def test_two_empty_answers_of_a_lagging_replica_do_not_make_a_live_instance_gone() -> None:
+    """The issue's trials mix one or two empty answers in: the third look finds the instance."""
+    lister = FakeLister([], [], [running("tpm-a")])
+    assert find_instance(lister, SPEED, "tpm-a", Deadline(5)) is not None
+
+
+@pytest.mark.usefixtures("quick_pauses")
+def test_listings_that_cannot_be_believed_are_no_evidence_of_absence() -> None:
+    shifted = Listing(SPEED, (), 0.0, 0.0, whole=False, problem="instance tpm-b was listed twice")
+    lagging = Listing(SPEED, (), 0.0, 0.0, lagging=True, problem="it lacks tpm-c, listed live before")
+    lister = FakeLister(shifted, lagging, shifted, [], [], [])
+    assert find_instance(lister, SPEED, "tpm-a", Deadline(5)) is None
+    assert len(lister.calls) == 3 + listings_module.ABSENCE_LOOKS
+
+
+def test_find_instance_raises_rather_than_guess_when_time_runs_out() -> None:
+    lister = FakeLister([])
+    started = time.monotonic()
+    with pytest.raises(ProviderError) as caught:
+        find_instance(lister, SPEED, "tpm-a", Deadline(0.1))
+    assert time.monotonic() - started < 0.5  # not the full pauses
+    assert "could not tell whether TPM quota tpm-a still exists" in str(caught.value)
+
+
+@pytest.mark.usefixtures("quick_pauses")
+def test_find_instance_passes_a_failed_look_on() -> None:
+    lister = FakeLister([], server_error())
+    with pytest.raises(QianfanError):
+        find_instance(lister, SPEED, "tpm-a", Deadline(5))
+
+
+def by_model(answers: dict[str, list[str] | Exception]) -> Listings:
+    """Real Listings over a fake Describe answering per model (documented items)."""
+
+    def describe(route: str, action: str, body: dict[str, Any], **_: Any) -> Response:
+        answer = answers[body["model"]]
+        if isinstance(answer, Exception):
+            return Response({"requestId": "r", "code": "InvalidParameter", "message": "invalid model"}, code=400)
+        return Response({"requestId": "r", "result": {"instances": [item(i) for i in answer]}})
+
+    client = QianfanClient(SETTINGS)
+    client._call_action = describe
+    return Listings(client, 0)
+
+
+def test_find_elsewhere_returns_the_first_live_other_model() -> None:
+    shared = by_model({"ernie-lite-8k": [], "ernie-novel-8k": ["tpm-a"], "ernie-3.5-8k": ["tpm-a"]})
+    found = find_elsewhere(shared, "tpm-a", ["ernie-lite-8k", "ernie-novel-8k", "ernie-3.5-8k"], Deadline(5))
+    assert found.found is not None and found.found[0] == "ernie-novel-8k" and found.skipped == ()
+
+
+def test_find_elsewhere_nowhere() -> None:
+    shared = by_model({"a": [], "b": []})
+    assert find_elsewhere(shared, "tpm-a", ["a", "b"], Deadline(5)) == Elsewhere(None, ())
+
+
+def test_a_model_qianfan_refuses_is_skipped_named_and_not_asked_again() -> None:
+    """I7: Baidu's newer pages drop the ernie-4.0/3.5 ids; one refused model must not fail the search."""
+    refused = QianfanError("DescribeTPMResource", Kind.REJECTED, status=400, code="InvalidParameter")
+    shared = by_model({"ernie-4.0-8k": refused, "ernie-lite-8k": []})
+    first = find_elsewhere(shared, "tpm-a", ["ernie-4.0-8k", "ernie-lite-8k"], Deadline(5))
+    assert first.found is None and [m for m, _ in first.skipped] == ["ernie-4.0-8k"]
+    assert "ernie-4.0-8k could not be searched" in first.note() and "InvalidParameter" in first.note()
+    fetches = shared.fetches
+    again = find_elsewhere(shared, "tpm-a", ["ernie-4.0-8k"], Deadline(5))
+    assert [m for m, _ in again.skipped] == ["ernie-4.0-8k"] and shared.fetches == fetches

@@ -11,6 +11,7 @@ no model field, units and the scheduled release reported. Invariant checked thro
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 import time
@@ -21,15 +22,27 @@ from dataclasses import dataclass, field
 
 import pytest
 
+import providers.purchase as purchase_module
+from providers.client import Receipt
 from providers.deadline import Deadline
 from providers.errors import Kind, ProviderError, QianfanError
 from providers.instances import Instance
+from providers.ledger import Owner, memory_ledger
+from providers.listings import Listing
 from providers.purchase import Purchases, Spec
 
 MODEL = "ernie-speed-8k"
 ONE = Spec(MODEL, 1, None)
 TWO = Spec(MODEL, 2, None)
 WAIT = 10.0  # bound of every wait in these tests; none comes near it when the code is right
+
+
+@pytest.fixture(autouse=True)
+def quick_confirmations(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The provider confirms an absence over 1 s and reserves 2 s for the recovery's listings; this
+    tier's fake answers at once, so a tenth of that keeps it fast (the host tier runs the real ones)."""
+    monkeypatch.setattr(purchase_module, "CONFIRM_GAP_SECONDS", 0.1)
+    monkeypatch.setattr(purchase_module, "RECOVERY_LISTING_SECONDS", 0.1)
 
 
 def lost(status: int = 503) -> QianfanError:
@@ -86,11 +99,26 @@ def commit_then(event: threading.Event, step: Step, *, committed: threading.Even
     return run
 
 
+class ExactClock:
+    """Qianfan's clock is this machine's, to the second (what `ServerClock` measures on a good day)."""
+
+    def earliest(self, local_wall: float) -> float:
+        return local_wall - 1.0
+
+    def latest(self, local_wall: float) -> float:
+        return local_wall + 1.0
+
+
 @dataclass
 class FakeQianfan:
-    """Instances by id; purchases scripted per thread name; listings that may lag behind."""
+    """Instances by id; purchases scripted per thread name; listings that may lag behind.
+
+    Listings are Baidu's documented items reduced to what the algorithm reads: units, the release
+    (Describe reports `expiredTime`), and `startTime` in whole seconds of Qianfan's clock.
+    """
 
     instances: dict[str, Spec] = field(default_factory=dict)
+    started: dict[str, float] = field(default_factory=dict)
     scripts: dict[str, list[Step]] = field(default_factory=dict)
     purchases: list[Spec] = field(default_factory=list)
     listings: int = 0
@@ -98,23 +126,27 @@ class FakeQianfan:
     late: dict[str, int] = field(default_factory=dict)
     lag: int = 0  # every newly committed instance is omitted by this many listings
     list_error: Exception | None = None
+    server_clock: ExactClock = field(default_factory=ExactClock)
+    _seen: dict[str, float] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _ids: Iterator[int] = field(default_factory=lambda: iter(range(1, 10_000)))
 
-    def commit(self, spec: Spec) -> str:
+    def commit(self, spec: Spec, *, started: float | None = None) -> str:
         with self._lock:
             instance_id = f"tpm-{next(self._ids):08d}"
             self.instances[instance_id] = spec
+            self.started[instance_id] = math.floor(time.time() if started is None else started)
             if self.lag:
                 self.late[instance_id] = self.lag
             return instance_id
 
-    def outsider(self, spec: Spec) -> str:
+    def outsider(self, spec: Spec, *, started: float | None = None) -> str:
         """An instance bought by someone else (another stack, the console)."""
-        return self.commit(spec)
+        return self.commit(spec, started=started)
 
     # -- the PurchaseApi ---------------------------------------------------------------------------
-    def list(self, model: str, deadline: Deadline, *, fresh: bool = False) -> list[Instance]:
+    def list(self, model: str, deadline: Deadline, *, fresh: bool = False, not_before: float | None = None) -> Listing:
+        requested = time.monotonic()
         with self._lock:
             self.listings += 1
             if self.list_error is not None:
@@ -126,16 +158,32 @@ class FakeQianfan:
                     continue
                 if spec.model == model:
                     shown.append(
-                        Instance(instance_id, "Running", None, spec.units, spec.release_time, release_time_known=True)
+                        Instance(
+                            instance_id,
+                            "Running",
+                            None,
+                            spec.units,
+                            spec.release_time,
+                            release_time_known=True,
+                            start_time=self.started[instance_id],
+                        )
                     )
-            return shown
+            answered = time.monotonic()
+            for instance in shown:
+                self._seen.setdefault(instance.instance_id, answered)
+            return Listing(model, tuple(shown), requested, answered)
 
-    def purchase(self, spec: Spec, deadline: Deadline) -> str:
+    def purchase(self, spec: Spec, deadline: Deadline, *, leave: float) -> Receipt:
         with self._lock:
             self.purchases.append(spec)
             script = self.scripts.get(threading.current_thread().name, [])
             step = script.pop(0) if script else ok
-        return step(self, spec)
+        return Receipt(step(self, spec), "request-id")
+
+    def seen_before(self, model: str, instance_id: str, moment: float) -> bool:
+        with self._lock:
+            seen = self._seen.get(instance_id)
+        return seen is not None and seen < moment
 
 
 class Run:
@@ -149,7 +197,7 @@ class Run:
     def start(self, name: str, spec: Spec, timeout: float = 20.0) -> Future[str]:
         def create() -> str:
             threading.current_thread().name = name
-            return self.purchases.buy(spec, Deadline(timeout))
+            return self.purchases.buy(spec, Owner(), Deadline(timeout)).instance_id
 
         future = self._pool.submit(create)
         self.results[name] = future
@@ -165,9 +213,13 @@ class Run:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
+def purchases_of(fake: FakeQianfan, settle: float = 0.6) -> Purchases:
+    return Purchases(fake, memory_ledger("test-host"), settle)
+
+
 @contextmanager
 def running(fake: FakeQianfan, settle: float = 0.6) -> Iterator[Run]:
-    run = Run(Purchases(fake, settle))
+    run = Run(purchases_of(fake, settle))
     try:
         yield run
     finally:
@@ -358,7 +410,9 @@ def test_a_listing_that_fails_during_recovery_names_the_doubt_and_frees_the_mode
     with running(fake) as run:
         original_list = fake.list
 
-        def list_fails_after_the_first(model: str, deadline: Deadline, *, fresh: bool = False) -> list[Instance]:
+        def list_fails_after_the_first(
+            model: str, deadline: Deadline, *, fresh: bool = False, not_before: float | None = None
+        ) -> Listing:
             if fake.listings >= 1:
                 fake.listings += 1
                 raise QianfanError("DescribeTPMResource", Kind.SERVER, status=500, hint="gave up after 3 attempt(s)")
@@ -396,19 +450,19 @@ def test_a_recovery_whose_time_runs_out_waiting_for_purchases_in_flight_fails_na
 # -- adoption claims ----------------------------------------------------------------------------------
 def test_an_instance_bought_or_adopted_in_this_host_cannot_be_adopted_again() -> None:
     fake = FakeQianfan()
-    purchases = Purchases(fake, 0.3)
-    bought = purchases.buy(ONE, Deadline(5))
-    with pytest.raises(ProviderError, match="already owns this instance"):
-        purchases.claim(bought)
+    purchases = purchases_of(fake, 0.3)
+    bought = purchases.buy(ONE, Owner(), Deadline(5)).instance_id
+    with pytest.raises(ProviderError, match="already holds this instance"):
+        purchases.adopt(bought, MODEL, Owner())
     elsewhere = fake.outsider(ONE)
-    purchases.claim(elsewhere)
-    with pytest.raises(ProviderError, match="already owns this instance"):
-        purchases.claim(elsewhere)
+    purchases.adopt(elsewhere, MODEL, Owner())
+    with pytest.raises(ProviderError, match="already holds this instance"):
+        purchases.adopt(elsewhere, MODEL, Owner())
 
 
 def test_an_adopted_instance_is_never_handed_to_a_recovery() -> None:
     fake = FakeQianfan()
-    purchases = Purchases(fake, 0.3)
+    purchases = purchases_of(fake, 0.3)
     go, committed = threading.Event(), threading.Event()
     fake.scripts["A"] = [commit_then(go, bought_answer_lost, committed=committed)]
     run = Run(purchases)
@@ -416,7 +470,7 @@ def test_an_adopted_instance_is_never_handed_to_a_recovery() -> None:
         run.start("A", ONE)
         assert committed.wait(WAIT)
         adopted = fake.outsider(ONE)
-        purchases.claim(adopted)  # another resource of this run adopts it meanwhile
+        purchases.adopt(adopted, MODEL, Owner())  # another resource of this run adopts it meanwhile
         go.set()
         result = run.outcome("A")
     finally:

@@ -112,12 +112,14 @@ def test_every_setting_from_the_stack_config() -> None:
         ("timeoutSeconds", "3601", "1 to 3600"),
         ("timeoutSeconds", "ten", "1 to 3600"),
         ("timeoutSeconds", "60s", "1 to 3600"),
-        ("settleSeconds", "nan", "0 to 3600"),
-        ("settleSeconds", "inf", "0 to 3600"),
-        ("settleSeconds", "1e10", "0 to 3600"),
-        ("settleSeconds", "-1", "0 to 3600"),
-        ("settleSeconds", "3601", "0 to 3600"),
-        ("settleSeconds", "soon", "0 to 3600"),
+        ("settleSeconds", "nan", "1 to 3600"),
+        ("settleSeconds", "inf", "1 to 3600"),
+        ("settleSeconds", "1e10", "1 to 3600"),
+        ("settleSeconds", "-1", "1 to 3600"),
+        ("settleSeconds", "0", "1 to 3600"),
+        ("settleSeconds", "0.5", "1 to 3600"),
+        ("settleSeconds", "3601", "1 to 3600"),
+        ("settleSeconds", "soon", "1 to 3600"),
         ("maxPurchaseCount", "nan", "1 to 10000"),
         ("maxPurchaseCount", "inf", "1 to 10000"),
         ("maxPurchaseCount", "1e10", "1 to 10000"),
@@ -149,11 +151,14 @@ def test_max_purchase_count_must_be_whole() -> None:
     assert load_settings({"qianfan:maxPurchaseCount": "5.0"}, {}).max_purchase_count == 5
 
 
-def test_zero_settle_is_allowed() -> None:
-    assert load_settings({"qianfan:settleSeconds": "0"}, {}).settle_seconds == 0.0
+def test_the_settle_floor_is_allowed() -> None:
+    """I5: a recovery that lists once and gives up re-sends on one lagging answer; 1 s is the floor."""
+    assert load_settings({"qianfan:settleSeconds": "1"}, {}).settle_seconds == 1.0
 
 
-@pytest.mark.parametrize("timeout, settle", [("600", 30.0), ("3600", 30.0), ("60", 30.0), ("40", 20.0), ("1", 0.5)])
+@pytest.mark.parametrize(
+    "timeout, settle", [("600", 30.0), ("3600", 30.0), ("60", 30.0), ("40", 20.0), ("3", 1.5), ("1", 1.0)]
+)
 def test_settle_defaults_to_30s_but_at_most_half_the_timeout(timeout: str, settle: float) -> None:
     assert load_settings({"qianfan:timeoutSeconds": timeout}, {}).settle_seconds == settle
 
