@@ -1,6 +1,6 @@
 """Printing an audit: a table for people, a fixed JSON document for machines.
 
-The JSON carries exactly `instances`, `missing` and `totals` (schema in the README); everything
+The JSON carries exactly `instances`, `missing` and `totals` (schema in docs/audit.md); everything
 else a person needs (what drifted, when a quota expires, how to adopt an unmanaged one) is in
 the table's detail lines.
 """

@@ -1,8 +1,8 @@
 """TPMQuota's inputs and outputs, each declared once: name, type, default, rule, replace-on-change.
 
 `check`, `diff`, the `TPMQuota` class, the typed inputs model, the stack-config parser and the
-README's reference are all derived from `INPUTS` (and `OUTPUTS`). Adding an input means adding one
-`Field` row with its rule below, and the rule's unit test.
+inputs table of docs/resources/tpm_quota.md are all derived from `INPUTS` (and `OUTPUTS`). Adding
+an input means adding one `Field` row with its rule below, and the rule's unit test.
 
 This module imports neither pydantic nor the `qianfan` SDK: it runs in every preview, and the
 provider host's start-up is part of the preview's cost (see `python -m bench`).
@@ -138,9 +138,9 @@ class Field:
     default: Any
     on_change: OnChange
     rule: Rule
-    #: What to give, in a phrase: "is required: <what>" says it, and the README's description starts with it.
+    #: What to give, in a phrase: "is required: <what>" says it, and the docs' description starts with it.
     what: str
-    #: The rest of the README's description (may use {models} and {forms}).
+    #: The rest of the docs' description (may use {models} and {forms}).
     details: str = ""
 
 
@@ -303,7 +303,7 @@ def _description(spec: Field) -> str:
 
 
 def reference_table() -> list[str]:
-    """The README's inputs table, rendered from INPUTS (a unit test keeps the README in step)."""
+    """The inputs table of docs/resources/tpm_quota.md, rendered from INPUTS (a unit test keeps the page in step)."""
     on_change = {OnChange.REPLACE: "**replaces**", OnChange.UPDATE: "in place", OnChange.IGNORE: "no diff"}
     rows = [
         "| Python | wire (state) | type | required | on change | description |",

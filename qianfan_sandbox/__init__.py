@@ -4,7 +4,7 @@ It is the project's independent witness: written from Baidu's documentation (the
 PurchaseTPMResource page, Baidu Cloud's common error codes, the Describe item of Baidu's own SDK
 mock server) and importing nothing from `providers`, so a mistake in the provider cannot be
 repeated here and pass unseen. Where Baidu documents nothing, the sandbox's choice is listed in
-the README ("Sandbox").
+docs/sandbox.md.
 
 The provider embeds it, `python -m qianfan_sandbox` runs it standalone, and `SandboxControl`
 steers it (options, injected faults, out-of-band changes) from any process through the database

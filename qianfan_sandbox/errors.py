@@ -5,7 +5,7 @@
 being dressed up as an API answer, and vice versa.
 
 `CATALOGUE` is the one place an error code is defined: `ApiError` takes its HTTP status from
-here, and a test checks that the README's table lists exactly these codes, statuses and the
+here, and a test checks that docs/sandbox.md's table lists exactly these codes, statuses and the
 "documented by Baidu / sandbox's choice" column.
 """
 

@@ -18,7 +18,7 @@ from .store import immediate
 @dataclass(frozen=True)
 class Options:
     """The options in force for one request; each default is Baidu's documented behaviour or, where
-    Baidu documents none, the sandbox's choice (README, "Sandbox")."""
+    Baidu documents none, the sandbox's choice (docs/sandbox.md)."""
 
     #: How long a new instance reports `Creating` before `Running`.
     creating_seconds: float = 1.0

@@ -1,6 +1,6 @@
 """Figures the tests measure, printed as one table at the end of the run (see conftest).
 
-The README's "Failure semantics" section quotes these; they come from the run, not from memory.
+docs/design/failure-semantics.md quotes these; they come from the run, not from memory.
 """
 
 from __future__ import annotations

@@ -153,7 +153,7 @@ def test_up_buys_one_instance_per_quota(
         }
     assert_no_keys({"state": state_text(state)})
 
-    # -- the calls: per create, as the README's lifecycle says (Describe, Purchase, Describe) ------
+    # -- the calls: per create, as the resource page's lifecycle says (Describe, Purchase, Describe)
     sent = journal(control)
     assert len(sent) == 3 * len(plan)  # creates run concurrently: their requests interleave
     for want in plan.values():

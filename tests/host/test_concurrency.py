@@ -6,8 +6,8 @@ losing purchase answers after committing them, refusing some, failing and emptyi
 answers, and adding latency. Each trial ends with exactly one live instance per declared quota and
 the state agreeing with the sandbox: 0 double purchases, and so 0 orphans, named or not.
 
-`QIANFAN_TPM_TRIALS` sets the number of randomized trials (CI runs the default; the README's
-figures come from a run of 500), `QIANFAN_TPM_SEED` the seed.
+`QIANFAN_TPM_TRIALS` sets the number of randomized trials (CI runs the default; the figures in
+docs/design/failure-semantics.md come from a run of 500), `QIANFAN_TPM_SEED` the seed.
 """
 
 from __future__ import annotations

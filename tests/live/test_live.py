@@ -6,7 +6,7 @@ the test dies), resizes it to 2, moves and then cancels the release, releases it
 is gone. Run it alone:
 
     QIANFAN_LIVE_TEST=1 QIANFAN_LIVE_MODEL=ernie-speed-8k QIANFAN_ACCESS_KEY=... QIANFAN_SECRET_KEY=... \
-        venv/bin/python -m pytest tests/test_live.py -m live -s
+        venv/bin/python -m pytest tests/live/test_live.py -m live -s
 """
 
 from __future__ import annotations

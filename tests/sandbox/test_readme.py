@@ -1,4 +1,5 @@
-"""The README's Sandbox section says what the code does: every error code, who decided it, every option."""
+"""The sandbox's page (docs/sandbox.md) says what the code does: every error code, who decided it,
+every option with its default, every fault kind."""
 
 from __future__ import annotations
 
@@ -6,16 +7,30 @@ import re
 from dataclasses import fields
 
 from qianfan_sandbox.errors import CATALOGUE
+from qianfan_sandbox.faults import KINDS
 from qianfan_sandbox.options import Options
 from tests.sandbox.helpers import PROJECT_ROOT
 
-SECTION = PROJECT_ROOT.joinpath("README.md").read_text(encoding="utf-8").split("\n## Sandbox\n", 1)[1]
+PAGE = PROJECT_ROOT.joinpath("docs", "sandbox.md").read_text(encoding="utf-8")
 ERROR_ROW = re.compile(r"^\| error `(\w+)` (\d{3}) \| .+ \| (documented by Baidu|sandbox's choice) \|$")
-OPTION_ROW = re.compile(r"^\s*\| `(\w+)` \| `([^`]+)`")
+NAMED_ROW = re.compile(r"^\| `(\w+)` \| (.+?) \|")
+
+
+def section(heading: str) -> list[str]:
+    """The lines under one heading of the page, up to the next heading of the same or a higher level."""
+    lines = PAGE.splitlines()
+    assert heading in lines, f"docs/sandbox.md has no {heading!r} heading"
+    start = lines.index(heading) + 1
+    level = heading.split(" ", 1)[0]
+    end = next(
+        (i for i in range(start, len(lines)) if re.match(rf"^#{{1,{len(level)}}} ", lines[i])),
+        len(lines),
+    )
+    return lines[start:end]
 
 
 def test_every_error_code_is_in_the_one_table_with_its_status_and_origin() -> None:
-    rows = [ERROR_ROW.match(line) for line in SECTION.splitlines() if line.startswith("| error ")]
+    rows = [ERROR_ROW.match(line) for line in PAGE.splitlines() if line.startswith("| error ")]
     assert all(rows), "an error row is not `| error `Code` STATUS | when | origin |`"
     listed = {row.group(1): (int(row.group(2)), row.group(3)) for row in rows if row}
     assert len(listed) == len(rows), "an error code is listed twice"
@@ -23,14 +38,20 @@ def test_every_error_code_is_in_the_one_table_with_its_status_and_origin() -> No
 
 
 def test_every_option_is_listed_with_its_default_first() -> None:
-    listed = {m.group(1): m.group(2) for m in map(OPTION_ROW.match, SECTION.splitlines()) if m}
+    rows = [m for m in map(NAMED_ROW.match, section("### Options")) if m]
+    listed = {m.group(1): m.group(2).split("`")[1] for m in rows}
     defaults = {f.name: f.default for f in fields(Options)}
     assert set(listed) == set(defaults)
     for name, default in defaults.items():
         assert listed[name] == (f"{default:g}" if isinstance(default, float) else default), name
 
 
-def test_the_section_names_the_package_not_the_old_copy() -> None:
-    assert "python -m qianfan_sandbox" in SECTION
-    assert "python -m providers.sandbox" not in SECTION
-    assert "describe_mode" not in SECTION
+def test_every_fault_kind_is_listed_once() -> None:
+    rows = [m.group(1) for m in map(NAMED_ROW.match, section("### Faults")) if m]
+    assert sorted(rows) == sorted(KINDS)
+
+
+def test_the_page_names_the_package_not_the_old_copy() -> None:
+    assert "python -m qianfan_sandbox" in PAGE
+    assert "python -m providers.sandbox" not in PAGE
+    assert "describe_mode" not in PAGE

@@ -423,15 +423,17 @@ def test_the_table_is_consistent() -> None:
 INPUTS_START, INPUTS_END = "<!-- inputs-table -->", "<!-- /inputs-table -->"
 
 
-def test_readme_inputs_table_is_the_rendered_table() -> None:
-    lines = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8").splitlines()
-    section = lines.index("## Resource reference: `TPMQuota`")
-    inputs = lines.index("### Inputs", section)
-    start, end = lines.index(INPUTS_START, inputs), lines.index(INPUTS_END, inputs)
-    assert not any(line.startswith("#") for line in lines[inputs + 1 : start]), "the table belongs under ### Inputs"
+def test_the_resource_pages_inputs_table_is_the_rendered_table() -> None:
+    page = "docs/resources/tpm_quota.md"
+    lines = (PROJECT_ROOT / page).read_text(encoding="utf-8").splitlines()
+    arguments = lines.index("## Argument Reference")
+    start, end = lines.index(INPUTS_START, arguments), lines.index(INPUTS_END, arguments)
+    assert not any(line.startswith("#") for line in lines[arguments + 1 : start]), (
+        "the table belongs under ## Argument Reference"
+    )
     expected = reference_table()
     paste = "\n".join([INPUTS_START, *expected, INPUTS_END])
     assert lines[start + 1 : end] == expected, (
-        "README.md's inputs table differs from fields.reference_table(); paste these lines in place of the "
-        f"README's, from marker to marker:\n{paste}"
+        f"{page}'s inputs table differs from fields.reference_table(); paste these lines in place of the "
+        f"page's, from marker to marker:\n{paste}"
     )
