@@ -56,6 +56,9 @@ def test_options_set_by_another_process_steer_the_server(db_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "words"),
     [
+        (("--port", "abc"), "argument --port: invalid int value: 'abc'"),
+        (("--describe-shape", "wide"), "argument --describe-shape: invalid choice: 'wide'"),
+        (("--no-such-flag",), "unrecognized arguments: --no-such-flag"),
         (("--port", "70000"), "port"),
         (("--creating-seconds", "nan"), "creating_seconds"),
         (("--latency-ms", "-5"), "latency_ms"),
@@ -70,7 +73,19 @@ def test_bad_arguments_exit_2_with_one_line(tmp_path: Path, args: tuple[str, ...
     assert done.returncode == 2
     assert done.stdout == ""
     [line] = done.stderr.strip().splitlines()
-    assert words in line
+    assert line.startswith("qianfan sandbox: ") and words in line
+
+
+def test_a_missing_database_argument_is_one_line(tmp_path: Path) -> None:
+    done = run_main("--port", "0")
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == "qianfan sandbox: the following arguments are required: --db (see --help)\n"
+
+
+def test_help_still_shows_usage(tmp_path: Path) -> None:
+    done = run_main("--help")
+    assert done.returncode == 0
+    assert "usage: python -m qianfan_sandbox" in done.stdout and "--describe-shape" in done.stdout
 
 
 def test_corrupt_database_exits_2_naming_it(tmp_path: Path) -> None:
