@@ -5,7 +5,9 @@ then (only for a signed request) the body is read, the request journaled, the ac
 body handled. So a stranger's body is never read or stored, and every refusal on the way is an
 answer `{requestId, code, message}`; authentication failures also carry `X-Bce-Error-Code` /
 `X-Bce-Error-Message`. Every request opens its own SQLite connection and re-reads options and
-faults, so a test in another process can change behaviour between two requests.
+faults, so a test in another process can change behaviour between two requests. Every answer's
+`Date` header is on the sandbox clock (real time plus `clock_offset_seconds`), as a server's own
+clock would be; signatures are still checked against real time.
 """
 
 from __future__ import annotations
@@ -47,6 +49,14 @@ class App:
     models: frozenset[str]
     request_timeout_seconds: float
     max_connections: int
+
+    def sandbox_now(self) -> float:
+        """The sandbox clock, for an answer given before the request's options were read."""
+        try:
+            with self.store.connection() as conn:
+                return time.time() + load_options(conn).clock_offset_seconds
+        except sqlite3.Error:
+            return time.time()  # the database is failing; the answer still goes out, on real time
 
 
 @dataclass(frozen=True)
@@ -100,7 +110,7 @@ class SandboxServer(socketserver.ThreadingTCPServer):
     def process_request(self, request: Any, client_address: Any) -> None:
         if not self._slots.acquire(blocking=False):
             busy = failure(ApiError("ServiceUnavailable", "too many connections at once; retry later"))
-            wire.send_answer(request, busy.status, busy.payload, busy.headers)
+            wire.send_answer(request, busy.status, busy.payload, busy.headers, now=self.app.sandbox_now())
             wire.close_gracefully(request, unread=False)
             return
         try:
@@ -131,6 +141,7 @@ class Connection(socketserver.BaseRequestHandler):
         reader = wire.Reader(self.request, time.monotonic() + app.request_timeout_seconds)
         self._unread = True
         self._head_only = False
+        self._clock_offset: float | None = None
         try:
             answer = self._answer(reader, app)
         except ApiError as exc:
@@ -150,7 +161,8 @@ class Connection(socketserver.BaseRequestHandler):
         if answer.dropped:
             wire.drop(self.request)
             return
-        wire.send_answer(self.request, answer.status, answer.payload, answer.headers, not self._head_only)
+        now = app.sandbox_now() if self._clock_offset is None else time.time() + self._clock_offset
+        wire.send_answer(self.request, answer.status, answer.payload, answer.headers, not self._head_only, now=now)
         wire.close_gracefully(self.request, unread=self._unread)
 
     def _answer(self, reader: wire.Reader, app: App) -> Answer:
@@ -181,6 +193,7 @@ class Connection(socketserver.BaseRequestHandler):
         conn = app.store.connect()
         try:
             options = load_options(conn)
+            self._clock_offset = options.clock_offset_seconds
             row_id = record_arrival(conn, action, raw)
             answer = DROPPED
             try:

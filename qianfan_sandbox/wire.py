@@ -182,9 +182,16 @@ def body_length(headers: dict[str, str]) -> int:
 
 
 def send_answer(
-    sock: socket.socket, status: int, payload: dict[str, Any], headers: dict[str, str], with_body: bool = True
+    sock: socket.socket,
+    status: int,
+    payload: dict[str, Any],
+    headers: dict[str, str],
+    with_body: bool = True,
+    *,
+    now: float,
 ) -> None:
-    """Write one complete answer; a client that has gone away is not an error."""
+    """Write one complete answer, its `Date` at `now` (the sandbox clock); a client that has gone
+    away is not an error."""
     data = json.dumps(payload, ensure_ascii=True).encode("ascii")
     try:
         reason = HTTPStatus(status).phrase
@@ -195,7 +202,7 @@ def send_answer(
         "Content-Type: application/json",
         f"Content-Length: {len(data)}",
         *(f"{name}: {value}" for name, value in headers.items()),
-        f"Date: {formatdate(usegmt=True)}",
+        f"Date: {formatdate(now, usegmt=True)}",
         "Server: QianfanSandbox",
         "Connection: close",
     ]
