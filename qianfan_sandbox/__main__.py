@@ -30,6 +30,9 @@ _STORED_OPTIONS = (
     "resize_delay_seconds",
     "describe_shape",
     "id_style",
+    "page_size",
+    "visible_after_seconds",
+    "retired_models",
 )
 
 
@@ -64,6 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
     stored.add_argument("--resize-delay-seconds", type=float, help="how long until a resize shows in Describe")
     stored.add_argument("--describe-shape", choices=("documented", "rich"), help="fields of Describe items")
     stored.add_argument("--id-style", choices=("tpm", "hex"), help="spelling of new instance ids")
+    stored.add_argument("--page-size", type=int, help="most items per Describe answer, in marker pages (0 = all)")
+    stored.add_argument(
+        "--visible-after-seconds", type=float, help="how long after its purchase a new instance shows in Describe"
+    )
+    stored.add_argument("--retired-models", help="comma-separated model ids refused as unknown")
     return parser
 
 

@@ -29,7 +29,7 @@ from . import wire
 from .actions import HANDLERS, READ_ONLY, Context
 from .auth import verify_request
 from .errors import ApiError
-from .faults import AFTER_COMMIT, BEFORE_HANDLING, EMPTY, NOT_APPLIED, Fault, take_fault
+from .faults import AFTER_COMMIT, BEFORE_HANDLING, FALSE_RESULT, HANG_AFTER_COMMIT, NOT_APPLIED, Fault, take_fault
 from .journal import record_answer, record_arrival
 from .options import Options, load_options
 from .store import Store, immediate
@@ -68,6 +68,8 @@ class Answer:
     code: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
     dropped: bool = False
+    #: For a dropped answer: how long to hold the connection open first (`hang_after_commit`).
+    hold_seconds: float = 0.0
 
 
 def success(result: Any) -> Answer:
@@ -105,7 +107,13 @@ class SandboxServer(socketserver.ThreadingTCPServer):
     def __init__(self, address: tuple[str, int], app: App) -> None:
         self.app = app
         self._slots = threading.BoundedSemaphore(app.max_connections)
+        #: Set when the server closes, so a held (hanging) answer lets its connection go at once.
+        self.closing = threading.Event()
         super().__init__(address, Connection)
+
+    def server_close(self) -> None:
+        self.closing.set()
+        super().server_close()
 
     def process_request(self, request: Any, client_address: Any) -> None:
         if not self._slots.acquire(blocking=False):
@@ -159,6 +167,8 @@ class Connection(socketserver.BaseRequestHandler):
         except Exception:
             answer = internal_error()
         if answer.dropped:
+            if answer.hold_seconds > 0:
+                wire.hold(self.request, answer.hold_seconds, self.server.closing)
             wire.drop(self.request)
             return
         now = app.sandbox_now() if self._clock_offset is None else time.time() + self._clock_offset
@@ -216,26 +226,28 @@ class Connection(socketserver.BaseRequestHandler):
             detail = "the query has no Action" if action is None else f"unknown Action {action[:64]!r}"
             raise ApiError("InvalidAction", f"{detail}; use one of {', '.join(HANDLERS)}")
         fault = take_fault(conn, action)
-        if fault is not None and fault.kind in BEFORE_HANDLING:
+        kind = None if fault is None else fault.kind
+        if fault is not None and kind in BEFORE_HANDLING:
             return _faulted(fault)
-        if fault is not None and fault.kind == EMPTY:
-            return success({"instances": []})
         try:
             raw.decode("utf-8")
         except UnicodeDecodeError:
             raise ApiError("InvalidHTTPRequest", "the request body is not UTF-8") from None
-        context = Context(conn, time.time() + options.clock_offset_seconds, options, app.models)
+        models = app.models - frozenset(options.retired_models)
+        context = Context(conn, time.time() + options.clock_offset_seconds, options, models, kind)
         handler = HANDLERS[action]
         if action in READ_ONLY:
             result = handler(context, raw)
         else:
             with immediate(conn):
                 result = handler(context, raw)
-                if fault is not None and fault.kind == NOT_APPLIED:
+                if kind in (NOT_APPLIED, FALSE_RESULT):
                     conn.execute("ROLLBACK")
-        if fault is not None and fault.kind in AFTER_COMMIT:
+        if fault is not None and kind in AFTER_COMMIT:
             return _faulted(fault)
-        return success(result)
+        if fault is not None and kind == HANG_AFTER_COMMIT:
+            return Answer(0, dropped=True, hold_seconds=fault.seconds or 0.0)
+        return success(False if kind == FALSE_RESULT else result)
 
 
 def _query(text: str) -> dict[str, str]:

@@ -33,21 +33,25 @@ _LAST_RETRY_SECONDS = 0.25
 _BUSY_CODES = frozenset({5, 6})  # SQLITE_BUSY, SQLITE_LOCKED
 #: `PRAGMA application_id` of a sandbox database: "QFSB" in ASCII.
 APPLICATION_ID = 0x51465342
-#: `PRAGMA user_version`: bumped whenever the tables change.
-SCHEMA_VERSION = 2
+#: `PRAGMA user_version`: bumped whenever the tables change (3: faults.seconds).
+SCHEMA_VERSION = 3
 
 _TABLES: dict[str, str] = {
     "options": "name TEXT PRIMARY KEY, value TEXT NOT NULL",
     "faults": "id INTEGER PRIMARY KEY AUTOINCREMENT, action TEXT NOT NULL, kind TEXT NOT NULL, "
-    "remaining INTEGER NOT NULL, status INTEGER",
+    "remaining INTEGER NOT NULL, status INTEGER, seconds REAL",
     "instances": "seq INTEGER PRIMARY KEY AUTOINCREMENT, instance_id TEXT NOT NULL UNIQUE, model TEXT NOT NULL, "
     "count INTEGER NOT NULL, payment_timing TEXT NOT NULL, created_at REAL NOT NULL, ready_at REAL NOT NULL, "
     "release_at REAL, released_at REAL, expired_at REAL, resize_count INTEGER, resize_at REAL",
     "requests": "id INTEGER PRIMARY KEY AUTOINCREMENT, action TEXT, body TEXT NOT NULL, "
     "body_is_json INTEGER NOT NULL, status INTEGER, code TEXT",
 }
-#: Columns added since the copy in providers/sandbox, which an old database gets on first open.
-_ADDED_COLUMNS: dict[str, dict[str, str]] = {"instances": {"resize_count": "INTEGER", "resize_at": "REAL"}}
+#: Columns added since the copy in providers/sandbox, which an old database gets on first open
+#: (the resize order in schema 2, a fault's `seconds` in schema 3).
+_ADDED_COLUMNS: dict[str, dict[str, str]] = {
+    "instances": {"resize_count": "INTEGER", "resize_at": "REAL"},
+    "faults": {"seconds": "REAL"},
+}
 #: Tables SQLite itself keeps.
 _SQLITE_TABLES = frozenset({"sqlite_sequence", "sqlite_stat1", "sqlite_stat4"})
 

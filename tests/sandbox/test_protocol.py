@@ -697,6 +697,7 @@ def test_option_defaults(control: SandboxControl) -> None:
         "error",
     )
     assert (options.creating_seconds, options.latency_ms, options.clock_offset_seconds) == (1.0, 0.0, 0.0)
+    assert (options.page_size, options.visible_after_seconds, options.retired_models) == (0, 0.0, ())
 
 
 @pytest.mark.parametrize(

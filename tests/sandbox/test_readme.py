@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import fields
+from typing import Any
 
+from qianfan_sandbox.__main__ import _STORED_OPTIONS
 from qianfan_sandbox.errors import CATALOGUE
+from qianfan_sandbox.faults import KINDS
 from qianfan_sandbox.options import Options
 from tests.sandbox.helpers import PROJECT_ROOT
 
@@ -22,12 +25,32 @@ def test_every_error_code_is_in_the_one_table_with_its_status_and_origin() -> No
     assert listed == {code: (entry.status, entry.origin) for code, entry in CATALOGUE.items()}
 
 
+def spelled(default: Any) -> str:
+    """How the options table spells a default: `1` for 1.0, `none` for an empty list."""
+    if isinstance(default, float):
+        return f"{default:g}"
+    if isinstance(default, tuple):
+        return ", ".join(default) or "none"
+    return str(default)
+
+
 def test_every_option_is_listed_with_its_default_first() -> None:
     listed = {m.group(1): m.group(2) for m in map(OPTION_ROW.match, SECTION.splitlines()) if m}
     defaults = {f.name: f.default for f in fields(Options)}
     assert set(listed) == set(defaults)
     for name, default in defaults.items():
-        assert listed[name] == (f"{default:g}" if isinstance(default, float) else default), name
+        assert listed[name] == spelled(default), name
+
+
+def test_every_fault_kind_is_listed() -> None:
+    faults_paragraph = SECTION.split("with kinds", 1)[1].split("Options:", 1)[0]
+    named = set(re.findall(r"`(\w+)`", faults_paragraph))
+    assert set(KINDS) <= named, set(KINDS) - named
+
+
+def test_every_stored_command_line_option_is_named() -> None:
+    for name in _STORED_OPTIONS:
+        assert f"--{name.replace('_', '-')}" in SECTION, name
 
 
 def test_the_section_names_the_package_not_the_old_copy() -> None:

@@ -140,6 +140,24 @@ def test_the_earlier_copys_database_is_upgraded(tmp_path: Path) -> None:
         assert conn.execute("PRAGMA application_id").fetchone()[0] == 0x51465342
 
 
+def test_a_schema_2_database_gets_the_fault_seconds_column(tmp_path: Path) -> None:
+    path = make_db(
+        tmp_path / "schema2.db",
+        EARLIER_SCHEMA + "ALTER TABLE instances ADD COLUMN resize_count INTEGER;"
+        "ALTER TABLE instances ADD COLUMN resize_at REAL;"
+        "PRAGMA application_id = 1363563330; PRAGMA user_version = 2;"
+        "INSERT INTO faults (action, kind, remaining, status) VALUES ('DescribeTPMResource', 'error', 1, 503);",
+    )
+    with Sandbox(path) as sandbox:
+        client = Client(sandbox.url)
+        assert client.call("DescribeTPMResource", {"model": MODEL}).status_code == 503  # the queued fault
+        SandboxControl(path).add_fault("PurchaseTPMResource", "hang_after_commit", seconds=0.1)
+    with sqlite3.connect(path) as conn:
+        assert "seconds" in {row[1] for row in conn.execute("PRAGMA table_info(faults)")}
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert conn.execute("SELECT kind, seconds FROM faults").fetchall() == [("hang_after_commit", 0.1)]
+
+
 #: Processes that open each new file at once, and how many new files they race for.
 RACERS = 8
 RACE_ROUNDS = 25
