@@ -13,6 +13,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from types import FrameType
+from typing import NoReturn
 
 from .auth import SANDBOX_ACCESS_KEY, SANDBOX_SECRET_KEY
 from .control import SandboxControl
@@ -23,11 +24,27 @@ from .server import DEFAULT_REQUEST_TIMEOUT_SECONDS, Sandbox
 EXIT_SANDBOX_ERROR = 2
 
 #: Options that can be set from the command line (stored in the database, like SandboxControl's).
-_STORED_OPTIONS = ("creating_seconds", "latency_ms", "resize_delay_seconds", "describe_shape", "id_style")
+_STORED_OPTIONS = (
+    "creating_seconds",
+    "latency_ms",
+    "resize_delay_seconds",
+    "describe_shape",
+    "id_style",
+    "page_size",
+    "visible_after_seconds",
+    "retired_models",
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line on stderr like every other error here, not usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_SANDBOX_ERROR, f"qianfan sandbox: {' '.join(message.split())} (see --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m qianfan_sandbox",
         description="Local emulator of Baidu Qianfan's TPM quota console API.",
     )
@@ -50,6 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
     stored.add_argument("--resize-delay-seconds", type=float, help="how long until a resize shows in Describe")
     stored.add_argument("--describe-shape", choices=("documented", "rich"), help="fields of Describe items")
     stored.add_argument("--id-style", choices=("tpm", "hex"), help="spelling of new instance ids")
+    stored.add_argument("--page-size", type=int, help="most items per Describe answer, in marker pages (0 = all)")
+    stored.add_argument(
+        "--visible-after-seconds", type=float, help="how long after its purchase a new instance shows in Describe"
+    )
+    stored.add_argument("--retired-models", help="comma-separated model ids refused as unknown")
     return parser
 
 

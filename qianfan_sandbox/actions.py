@@ -11,8 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import bodies
+from . import bodies, pages
 from .errors import invalid_instance_status, invalid_parameter, resource_not_found
+from .faults import DUPLICATE, EMPTY, REORDER
 from .instances import (
     Instance,
     get_instance,
@@ -28,12 +29,14 @@ from .times import parse_release_time
 
 @dataclass(frozen=True)
 class Context:
-    """What a handler may use: the request's connection, the sandbox clock, options and models."""
+    """What a handler may use: the request's connection, the sandbox clock, options and models,
+    and the kind of the fault this request met (Describe's `empty`, `reorder`, `duplicate`)."""
 
     conn: sqlite3.Connection
     now: float
     options: Options
     models: frozenset[str]
+    fault: str | None = None
 
     def parse(self, kind: type[bodies.B], raw: bytes) -> bodies.B:
         return bodies.parse_body(kind, raw, bodies.Rules(self.models, self.now))
@@ -58,18 +61,31 @@ def purchase(ctx: Context, raw: bytes) -> dict[str, str]:
     return {"instanceId": instance_id}
 
 
-def describe(ctx: Context, raw: bytes) -> dict[str, list[dict[str, Any]]]:
-    """DescribeTPMResource: the model's instances, narrowed by the optional filters."""
+def describe(ctx: Context, raw: bytes) -> dict[str, Any]:
+    """DescribeTPMResource: the model's instances (those old enough to be visible), narrowed by
+    the optional filters, in creation order, in marker pages when `page_size` is set."""
     body = ctx.parse(bodies.Describe, raw)
-    hide_released = ctx.options.released_visibility == "hidden"
-    found = [inst for inst in list_instances(ctx.conn, body.model) if not (hide_released and inst.released)]
+    options = ctx.options
+    start = pages.page_start(body.model, body.marker, options.page_size)
+    hide_released = options.released_visibility == "hidden"
+    found = [
+        inst
+        for inst in list_instances(ctx.conn, body.model)
+        if inst.listed(ctx.now, options.visible_after_seconds) and not (hide_released and inst.released)
+    ]
+    if ctx.fault == EMPTY:
+        found = []  # a lagging replica: it knows none of them, the one asked for by id included
     if body.instanceId is not None:
         found = [inst for inst in found if inst.instance_id == body.instanceId]
-        if not found and ctx.options.unknown_instance == "error":
+        if not found and options.unknown_instance == "error":
             raise resource_not_found(body.instanceId)
     if body.status is not None:
         found = [inst for inst in found if inst.status(ctx.now) == body.status]
-    return {"instances": [inst.describe_item(ctx.now, ctx.options.describe_shape) for inst in found]}
+    if ctx.fault == REORDER:
+        found = pages.reordered(found, start, options.page_size)
+    items = [inst.describe_item(ctx.now, options.describe_shape) for inst in found]
+    result = pages.page(body.model, items, start, body.marker, options.page_size)
+    return pages.duplicated(result) if ctx.fault == DUPLICATE else result
 
 
 def resize(ctx: Context, raw: bytes) -> bool:

@@ -110,6 +110,9 @@ class Describe(Body):
     instanceId: StrictStr | None = None
     paymentTiming: PaymentTiming | None = None
     status: Status | None = None
+    #: Where the page starts, as the previous answer's `nextMarker` (pagination is the sandbox's
+    #: choice, in the style of Baidu Cloud's list APIs; absent, null or "" is the first page).
+    marker: StrictStr | None = None
 
 
 class Resize(Body):

@@ -16,15 +16,17 @@ from . import faults, journal
 from .bodies import MAX_COUNT
 from .instances import (
     get_instance,
+    insert_row,
     list_instances,
     mark_expired,
     mark_running,
     set_count,
     set_release_at,
 )
+from .models import MAX_MODEL_ID_LENGTH
 from .options import OPTION_NAMES, Options, load_options, validate_option, write_option
 from .store import Store, immediate
-from .times import EARLIEST, LATEST, parse_release_time
+from .times import EARLIEST, LATEST, beijing_text, parse_release_time
 
 _UNSET: Any = object()
 
@@ -60,10 +62,13 @@ class SandboxControl:
 
     # -- faults ----------------------------------------------------------------------------
 
-    def add_fault(self, action: str, kind: str, count: int = 1, status: int | None = None) -> None:
-        """Make the next `count` calls of `action` ("*" = any) fail the way `kind` says."""
+    def add_fault(
+        self, action: str, kind: str, count: int = 1, status: int | None = None, seconds: float | None = None
+    ) -> None:
+        """Make the next `count` calls of `action` ("*" = any) fail the way `kind` says; `seconds`
+        is how long `hang_after_commit` holds each answer (default 30, at most 3600)."""
         with self._store.connection() as conn:
-            faults.add_fault(conn, action, kind, count, status)
+            faults.add_fault(conn, action, kind, count, status, seconds)
 
     def clear_faults(self) -> None:
         with self._store.connection() as conn:
@@ -82,6 +87,53 @@ class SandboxControl:
             now = time.time() + load_options(conn).clock_offset_seconds
             return [inst.control_item(now) for inst in list_instances(conn, model)]
 
+    def add_instance(
+        self,
+        model: str,
+        count: int,
+        *,
+        release_time: str | datetime | None = None,
+        start_time: str | datetime | None = None,
+        status: str = "Running",
+    ) -> str:
+        """An instance bought in Baidu's console, outside the API; returns its id.
+
+        No request is journaled (there was none). `start_time` (default: now on the sandbox
+        clock) backdates the purchase, and Describe's `startTime` shows it; it may not be in the
+        future. `status` is `Running`, `Creating` (for `creating_seconds` from now) or `Stopped`
+        (expired now). `release_time` schedules the release; one that has passed needs
+        `status="Stopped"`. The model is not checked against the server's list (the control
+        does not know its extra models): an instance of an id no server accepts is never listed.
+        """
+        if not isinstance(model, str) or not model or model != model.strip() or not model.isprintable():
+            raise ValueError(f"model must be a model id (non-empty printable text), not {model!r}")
+        if len(model) > MAX_MODEL_ID_LENGTH:
+            raise ValueError(f"model must be at most {MAX_MODEL_ID_LENGTH} characters, not {len(model)}")
+        _check_count(count)
+        if status not in _ADDED_STATUSES:
+            raise ValueError(f"status must be one of {', '.join(_ADDED_STATUSES)}, not {status!r}")
+        release_at = None if release_time is None else _moment("release_time", release_time)
+        start_at = None if start_time is None else _moment("start_time", start_time)
+        with self._store.connection() as conn, immediate(conn):
+            options = load_options(conn)
+            now = time.time() + options.clock_offset_seconds
+            created_at = now if start_at is None else start_at
+            if created_at > now:
+                raise ValueError(f"start_time {beijing_text(created_at)} is in the future (now is {beijing_text(now)})")
+            if release_at is not None and release_at <= created_at:
+                raise ValueError(
+                    f"release_time {beijing_text(release_at)} is not after start_time {beijing_text(created_at)}"
+                )
+            if release_at is not None and release_at <= now and status != "Stopped":
+                raise ValueError(
+                    f"release_time {beijing_text(release_at)} has passed, so the instance is Stopped; "
+                    "pass status='Stopped'"
+                )
+            ready_at = now + options.creating_seconds if status == "Creating" else created_at
+            # Stopped now, unless its release time (already passed) says when it stopped.
+            expired_at = now if status == "Stopped" and (release_at is None or release_at > now) else None
+            return insert_row(conn, model, count, created_at, ready_at, release_at, expired_at, options.id_style)
+
     def update_instance(
         self,
         instance_id: str,
@@ -97,21 +149,13 @@ class SandboxControl:
         expired); `status="Stopped"` expires the instance now; `status="Running"` revives it
         (undoes a stop or release, ends Creating).
         """
-        if count is not None and (isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_COUNT):
-            raise ValueError(f"count must be an int from 1 to {MAX_COUNT}, not {count!r}")
+        if count is not None:
+            _check_count(count)
         if status not in (None, "Stopped", "Running"):
             raise ValueError(f"status must be 'Stopped' or 'Running', not {status!r}")
         release_at: float | None = None
-        if isinstance(release_time, datetime):
-            if release_time.tzinfo is None or release_time.utcoffset() is None:
-                raise ValueError("release_time must be timezone-aware")
-            release_at = release_time.timestamp()
-            if not EARLIEST <= release_at <= LATEST:
-                raise ValueError(f"release_time {release_time.isoformat()} is outside the years 0001 to 9999")
-        elif isinstance(release_time, str):
-            release_at = parse_release_time(release_time)
-        elif release_time is not _UNSET and release_time is not None:
-            raise ValueError(f"release_time must be a string, an aware datetime or None, not {release_time!r}")
+        if release_time is not _UNSET and release_time is not None:
+            release_at = _moment("release_time", release_time)
         with self._store.connection() as conn, immediate(conn):
             now = time.time() + load_options(conn).clock_offset_seconds
             if get_instance(conn, instance_id) is None:
@@ -135,3 +179,29 @@ class SandboxControl:
     def clear_requests(self) -> None:
         with self._store.connection() as conn:
             journal.clear_requests(conn)
+
+
+#: What `add_instance` can make: a console purchase that is running, still creating, or expired.
+_ADDED_STATUSES = ("Running", "Creating", "Stopped")
+
+
+def _check_count(count: Any) -> None:
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_COUNT:
+        raise ValueError(f"count must be an int from 1 to {MAX_COUNT}, not {count!r}")
+
+
+def _moment(name: str, value: Any) -> float:
+    """Epoch seconds of an aware datetime or a releaseTime spelling; ValueError naming `name`."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"{name} must be timezone-aware")
+        moment = value.timestamp()
+        if not EARLIEST <= moment <= LATEST:
+            raise ValueError(f"{name} {value.isoformat()} is outside the years 0001 to 9999")
+        return moment
+    if isinstance(value, str):
+        try:
+            return parse_release_time(value)
+        except ValueError as exc:
+            raise ValueError(f"{name}: {exc}") from None
+    raise ValueError(f"{name} must be a string, an aware datetime or None, not {value!r}")

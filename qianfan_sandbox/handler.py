@@ -5,7 +5,9 @@ then (only for a signed request) the body is read, the request journaled, the ac
 body handled. So a stranger's body is never read or stored, and every refusal on the way is an
 answer `{requestId, code, message}`; authentication failures also carry `X-Bce-Error-Code` /
 `X-Bce-Error-Message`. Every request opens its own SQLite connection and re-reads options and
-faults, so a test in another process can change behaviour between two requests.
+faults, so a test in another process can change behaviour between two requests. Every answer's
+`Date` header is on the sandbox clock (real time plus `clock_offset_seconds`), as a server's own
+clock would be; signatures are still checked against real time.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from . import wire
 from .actions import HANDLERS, READ_ONLY, Context
 from .auth import verify_request
 from .errors import ApiError
-from .faults import AFTER_COMMIT, BEFORE_HANDLING, EMPTY, NOT_APPLIED, Fault, take_fault
+from .faults import AFTER_COMMIT, BEFORE_HANDLING, FALSE_RESULT, HANG_AFTER_COMMIT, NOT_APPLIED, Fault, take_fault
 from .journal import record_answer, record_arrival
 from .options import Options, load_options
 from .store import Store, immediate
@@ -48,6 +50,14 @@ class App:
     request_timeout_seconds: float
     max_connections: int
 
+    def sandbox_now(self) -> float:
+        """The sandbox clock, for an answer given before the request's options were read."""
+        try:
+            with self.store.connection() as conn:
+                return time.time() + load_options(conn).clock_offset_seconds
+        except sqlite3.Error:
+            return time.time()  # the database is failing; the answer still goes out, on real time
+
 
 @dataclass(frozen=True)
 class Answer:
@@ -58,6 +68,8 @@ class Answer:
     code: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
     dropped: bool = False
+    #: For a dropped answer: how long to hold the connection open first (`hang_after_commit`).
+    hold_seconds: float = 0.0
 
 
 def success(result: Any) -> Answer:
@@ -95,12 +107,18 @@ class SandboxServer(socketserver.ThreadingTCPServer):
     def __init__(self, address: tuple[str, int], app: App) -> None:
         self.app = app
         self._slots = threading.BoundedSemaphore(app.max_connections)
+        #: Set when the server closes, so a held (hanging) answer lets its connection go at once.
+        self.closing = threading.Event()
         super().__init__(address, Connection)
+
+    def server_close(self) -> None:
+        self.closing.set()
+        super().server_close()
 
     def process_request(self, request: Any, client_address: Any) -> None:
         if not self._slots.acquire(blocking=False):
             busy = failure(ApiError("ServiceUnavailable", "too many connections at once; retry later"))
-            wire.send_answer(request, busy.status, busy.payload, busy.headers)
+            wire.send_answer(request, busy.status, busy.payload, busy.headers, now=self.app.sandbox_now())
             wire.close_gracefully(request, unread=False)
             return
         try:
@@ -131,6 +149,7 @@ class Connection(socketserver.BaseRequestHandler):
         reader = wire.Reader(self.request, time.monotonic() + app.request_timeout_seconds)
         self._unread = True
         self._head_only = False
+        self._clock_offset: float | None = None
         try:
             answer = self._answer(reader, app)
         except ApiError as exc:
@@ -148,9 +167,12 @@ class Connection(socketserver.BaseRequestHandler):
         except Exception:
             answer = internal_error()
         if answer.dropped:
+            if answer.hold_seconds > 0:
+                wire.hold(self.request, answer.hold_seconds, self.server.closing)
             wire.drop(self.request)
             return
-        wire.send_answer(self.request, answer.status, answer.payload, answer.headers, not self._head_only)
+        now = app.sandbox_now() if self._clock_offset is None else time.time() + self._clock_offset
+        wire.send_answer(self.request, answer.status, answer.payload, answer.headers, not self._head_only, now=now)
         wire.close_gracefully(self.request, unread=self._unread)
 
     def _answer(self, reader: wire.Reader, app: App) -> Answer:
@@ -181,6 +203,7 @@ class Connection(socketserver.BaseRequestHandler):
         conn = app.store.connect()
         try:
             options = load_options(conn)
+            self._clock_offset = options.clock_offset_seconds
             row_id = record_arrival(conn, action, raw)
             answer = DROPPED
             try:
@@ -203,26 +226,28 @@ class Connection(socketserver.BaseRequestHandler):
             detail = "the query has no Action" if action is None else f"unknown Action {action[:64]!r}"
             raise ApiError("InvalidAction", f"{detail}; use one of {', '.join(HANDLERS)}")
         fault = take_fault(conn, action)
-        if fault is not None and fault.kind in BEFORE_HANDLING:
+        kind = None if fault is None else fault.kind
+        if fault is not None and kind in BEFORE_HANDLING:
             return _faulted(fault)
-        if fault is not None and fault.kind == EMPTY:
-            return success({"instances": []})
         try:
             raw.decode("utf-8")
         except UnicodeDecodeError:
             raise ApiError("InvalidHTTPRequest", "the request body is not UTF-8") from None
-        context = Context(conn, time.time() + options.clock_offset_seconds, options, app.models)
+        models = app.models - frozenset(options.retired_models)
+        context = Context(conn, time.time() + options.clock_offset_seconds, options, models, kind)
         handler = HANDLERS[action]
         if action in READ_ONLY:
             result = handler(context, raw)
         else:
             with immediate(conn):
                 result = handler(context, raw)
-                if fault is not None and fault.kind == NOT_APPLIED:
+                if kind in (NOT_APPLIED, FALSE_RESULT):
                     conn.execute("ROLLBACK")
-        if fault is not None and fault.kind in AFTER_COMMIT:
+        if fault is not None and kind in AFTER_COMMIT:
             return _faulted(fault)
-        return success(result)
+        if fault is not None and kind == HANG_AFTER_COMMIT:
+            return Answer(0, dropped=True, hold_seconds=fault.seconds or 0.0)
+        return success(False if kind == FALSE_RESULT else result)
 
 
 def _query(text: str) -> dict[str, str]:

@@ -54,6 +54,10 @@ class Instance:
         ends = [t for t in (self.released_at, self.expired_at, self.release_at) if t is not None and t <= now]
         return min(ends) if ends else None
 
+    def listed(self, now: float, visible_after: float) -> bool:
+        """Whether Describe shows it yet: at once, or `visible_after` seconds after its purchase."""
+        return visible_after <= 0 or now >= self.created_at + visible_after
+
     def status(self, now: float) -> str:
         """Creating, Running or Stopped, as Qianfan would report it at `now`."""
         if self.stopped_at(now) is not None:
@@ -161,13 +165,27 @@ def insert_instance(
     id_style: str,
 ) -> str:
     """Create a new instance and return its id; the caller holds the write transaction."""
+    return insert_row(conn, model, count, now, now + creating_seconds, release_at, None, id_style)
+
+
+def insert_row(
+    conn: sqlite3.Connection,
+    model: str,
+    count: int,
+    created_at: float,
+    ready_at: float,
+    release_at: float | None,
+    expired_at: float | None,
+    id_style: str,
+) -> str:
+    """An instance with every time given (the control backdates console purchases); returns its id."""
     while True:
         instance_id = new_instance_id(id_style)
         try:
             conn.execute(
                 "INSERT INTO instances (instance_id, model, count, payment_timing, created_at, "
-                "ready_at, release_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (instance_id, model, count, PAYMENT_TIMING, now, now + creating_seconds, release_at),
+                "ready_at, release_at, expired_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (instance_id, model, count, PAYMENT_TIMING, created_at, ready_at, release_at, expired_at),
             )
         except sqlite3.IntegrityError:
             continue  # an id collision; draw again

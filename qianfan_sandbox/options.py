@@ -12,6 +12,8 @@ import sqlite3
 from dataclasses import dataclass, fields
 from typing import Any
 
+from .errors import echo
+from .models import MAX_MODEL_ID_LENGTH
 from .store import immediate
 
 
@@ -38,6 +40,12 @@ class Options:
     unknown_instance: str = "empty"
     #: "error": releasing a stopped instance is 400 InvalidInstanceStatus; "ok": answers true.
     release_again: str = "error"
+    #: Most items in one Describe answer, with marker pages beyond (0: everything in one answer).
+    page_size: int = 0
+    #: How long after its purchase a new instance first shows in Describe (it exists at once).
+    visible_after_seconds: float = 0.0
+    #: Model ids refused as unknown, as Baidu's newer pages drop the ernie-4.0/3.5 ids.
+    retired_models: tuple[str, ...] = ()
 
 
 _CHOICES: dict[str, tuple[str, ...]] = {
@@ -54,7 +62,12 @@ _RANGES: dict[str, tuple[float, float]] = {
     "latency_ms": (0.0, 600_000.0),
     "clock_offset_seconds": (-_CENTURY, _CENTURY),
     "resize_delay_seconds": (0.0, _CENTURY),
+    "visible_after_seconds": (0.0, _CENTURY),
 }
+#: Inclusive bounds of the whole-number options (BCE list APIs cap `maxKeys` at 1000).
+_WHOLE_RANGES: dict[str, tuple[int, int]] = {"page_size": (0, 1000)}
+#: Options that hold model ids, given as one comma-separated string or a list of strings.
+_MODEL_LISTS = frozenset({"retired_models"})
 OPTION_NAMES: tuple[str, ...] = tuple(f.name for f in fields(Options))
 
 
@@ -66,6 +79,10 @@ def validate_option(name: str, value: Any) -> Any:
         if value not in _CHOICES[name]:
             raise ValueError(f"option {name} must be one of {', '.join(_CHOICES[name])}, not {value!r}")
         return value
+    if name in _WHOLE_RANGES:
+        return _whole(name, value, *_WHOLE_RANGES[name])
+    if name in _MODEL_LISTS:
+        return _model_list(name, value)
     low, high = _RANGES[name]
     number = _finite(value)
     if number is None:
@@ -73,6 +90,31 @@ def validate_option(name: str, value: Any) -> Any:
     if not low <= number <= high:
         raise ValueError(f"option {name} must be from {low:g} to {high:g}, not {value!r}")
     return number
+
+
+def _whole(name: str, value: Any, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"option {name} must be a whole number, not {echo(value)}")
+    if not low <= value <= high:
+        raise ValueError(f"option {name} must be from {low} to {high}, not {echo(value)}")
+    return value
+
+
+def _model_list(name: str, value: Any) -> tuple[str, ...]:
+    """`"a, b"` or `["a", "b"]` as `("a", "b")`: each id printable, without commas, at most 128 characters."""
+    if isinstance(value, str):
+        parts = [part.strip() for part in value.split(",") if part.strip()]
+    elif isinstance(value, (list, tuple)) and all(isinstance(part, str) for part in value):
+        parts = [part.strip() for part in value]
+    else:
+        raise ValueError(f"option {name} must be a comma-separated string or a list of model ids, not {value!r}")
+    for part in parts:
+        if not part or "," in part or len(part) > MAX_MODEL_ID_LENGTH or not part.isprintable():
+            raise ValueError(
+                f"option {name}: {part[:40]!r} is not a model id (printable, no comma, "
+                f"1 to {MAX_MODEL_ID_LENGTH} characters)"
+            )
+    return tuple(dict.fromkeys(parts))
 
 
 def _finite(value: Any) -> float | None:

@@ -14,6 +14,7 @@ import contextlib
 import json
 import re
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from email.utils import formatdate
@@ -33,6 +34,8 @@ MAX_BODY = 64 * 1024
 LINGER_SECONDS = 2.0
 #: How long sending one answer may take.
 SEND_TIMEOUT_SECONDS = 10.0
+#: How often a held answer looks whether the server is stopping.
+HOLD_POLL_SECONDS = 0.2
 
 _TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _TARGET = re.compile(rb"[\x21-\x7e]+")
@@ -182,9 +185,16 @@ def body_length(headers: dict[str, str]) -> int:
 
 
 def send_answer(
-    sock: socket.socket, status: int, payload: dict[str, Any], headers: dict[str, str], with_body: bool = True
+    sock: socket.socket,
+    status: int,
+    payload: dict[str, Any],
+    headers: dict[str, str],
+    with_body: bool = True,
+    *,
+    now: float,
 ) -> None:
-    """Write one complete answer; a client that has gone away is not an error."""
+    """Write one complete answer, its `Date` at `now` (the sandbox clock); a client that has gone
+    away is not an error."""
     data = json.dumps(payload, ensure_ascii=True).encode("ascii")
     try:
         reason = HTTPStatus(status).phrase
@@ -195,7 +205,7 @@ def send_answer(
         "Content-Type: application/json",
         f"Content-Length: {len(data)}",
         *(f"{name}: {value}" for name, value in headers.items()),
-        f"Date: {formatdate(usegmt=True)}",
+        f"Date: {formatdate(now, usegmt=True)}",
         "Server: QianfanSandbox",
         "Connection: close",
     ]
@@ -230,6 +240,21 @@ def close_gracefully(sock: socket.socket, unread: bool) -> None:
                     break
     with contextlib.suppress(OSError):
         sock.close()
+
+
+def hold(sock: socket.socket, seconds: float, stop: threading.Event) -> None:
+    """Keep the connection open without answering for `seconds` at most: less when the client
+    gives up (closes or resets) or the server stops, so a hang never holds a thread longer."""
+    deadline = time.monotonic() + seconds
+    while (remaining := deadline - time.monotonic()) > 0 and not stop.is_set():
+        try:
+            sock.settimeout(min(remaining, HOLD_POLL_SECONDS))
+            if not sock.recv(65536):
+                return  # the client closed its side: nobody is waiting any more
+        except TimeoutError:
+            continue
+        except OSError:
+            return  # reset, or the socket is already closed
 
 
 def drop(sock: socket.socket) -> None:

@@ -7,6 +7,7 @@ import re
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -15,10 +16,21 @@ import pytest
 import requests
 
 from qianfan_sandbox import SANDBOX_ACCESS_KEY, SANDBOX_SECRET_KEY, Sandbox, SandboxControl, start_sandbox
-from tests.sandbox.helpers import MODEL, OTHER_MODEL, TIMEOUT, Client, assert_error, purchase_body
+from tests.sandbox.helpers import (
+    MODEL,
+    OTHER_MODEL,
+    TIMEOUT,
+    Client,
+    assert_error,
+    parse_raw_answer,
+    purchase_body,
+    raw_exchange,
+)
 
 UTC_Z = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
 BEIJING_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\+08:00")
+#: How far an answer's Date may be from the expected moment on a busy machine.
+DATE_SLACK = 5.0
 DOCUMENTED_FIELDS = {"instanceId", "paymentTiming", "rpm", "tpm", "status", "startTime", "expiredTime"}
 
 
@@ -354,6 +366,32 @@ def test_describe_validation(client: Client) -> None:
     assert_error(client.call("DescribeTPMResource", {"model": MODEL, "instanceId": 5}), 400, "InappropriateJSON")
 
 
+# -- the server's clock ------------------------------------------------------------------------
+
+
+def date_of(headers: Any) -> datetime:
+    return parsedate_to_datetime(headers["Date"])
+
+
+@pytest.mark.parametrize("offset", [0, 5 * 3600, -86400])
+def test_every_answers_date_is_on_the_sandbox_clock(sandbox: Sandbox, control: SandboxControl, offset: int) -> None:
+    control.set_option("clock_offset_seconds", offset)
+    client = Client(sandbox.url)
+    expected = datetime.now(UTC) + timedelta(seconds=offset)
+    answers = [
+        client.call("DescribeTPMResource", {"model": MODEL}),  # success: signed on real time still
+        client.call("DescribeTPMResource", {"model": "ernie-9000"}),  # refused after reading the body
+        client.call("DescribeTPMResource", {}, headers={"content-type": "application/json"}),  # no signature
+        requests.get(f"{sandbox.url}/v1/other", timeout=TIMEOUT),  # a route that does not exist
+    ]
+    assert [answer.status_code for answer in answers] == [200, 400, 403, 404]
+    for answer in answers:
+        assert abs((date_of(answer.headers) - expected).total_seconds()) <= DATE_SLACK, answer.headers["Date"]
+    status, headers, _ = parse_raw_answer(raw_exchange(sandbox.port, b"GARBAGE\r\n\r\n"))
+    assert status == 400
+    assert abs((date_of(headers) - expected).total_seconds()) <= DATE_SLACK
+
+
 # -- resize, auto-release, release -------------------------------------------------------------
 
 
@@ -659,6 +697,7 @@ def test_option_defaults(control: SandboxControl) -> None:
         "error",
     )
     assert (options.creating_seconds, options.latency_ms, options.clock_offset_seconds) == (1.0, 0.0, 0.0)
+    assert (options.page_size, options.visible_after_seconds, options.retired_models) == (0, 0.0, ())
 
 
 @pytest.mark.parametrize(

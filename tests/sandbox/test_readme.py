@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import fields
+from typing import Any
 
+from qianfan_sandbox.__main__ import _STORED_OPTIONS
 from qianfan_sandbox.errors import CATALOGUE
 from qianfan_sandbox.faults import KINDS
 from qianfan_sandbox.options import Options
@@ -37,13 +39,28 @@ def test_every_error_code_is_in_the_one_table_with_its_status_and_origin() -> No
     assert listed == {code: (entry.status, entry.origin) for code, entry in CATALOGUE.items()}
 
 
+def spelled(default: Any) -> str:
+    """How the options table spells a default: `1` for 1.0, `none` for an empty list."""
+    if isinstance(default, float):
+        return f"{default:g}"
+    if isinstance(default, tuple):
+        return ", ".join(default) or "none"
+    return str(default)
+
+
 def test_every_option_is_listed_with_its_default_first() -> None:
     rows = [m for m in map(NAMED_ROW.match, section("### Options")) if m]
     listed = {m.group(1): m.group(2).split("`")[1] for m in rows}
     defaults = {f.name: f.default for f in fields(Options)}
     assert set(listed) == set(defaults)
     for name, default in defaults.items():
-        assert listed[name] == (f"{default:g}" if isinstance(default, float) else default), name
+        assert listed[name] == spelled(default), name
+
+
+def test_every_stored_command_line_option_is_named() -> None:
+    running = "\n".join(section("## Running it"))
+    for name in _STORED_OPTIONS:
+        assert f"--{name.replace('_', '-')}" in running, name
 
 
 def test_every_fault_kind_is_listed_once() -> None:

@@ -160,3 +160,56 @@ def test_sdk_sees_invalid_parameter_as_a_request_error(server: str) -> None:
         """,
     )
     assert result == {"status": 400, "body": True}
+
+
+def test_sdk_reads_marker_pages_and_sees_disagreeing_answers(server: str, db_path: Path) -> None:
+    control = SandboxControl(db_path)
+    control.set_option("page_size", 2)
+    control.set_option("retired_models", "ernie-4.0-8k")
+    control.set_option("clock_offset_seconds", -7200)
+    bought = [control.add_instance("ernie-speed-8k", 1) for _ in range(5)]
+    control.add_fault("ReleaseTPMResource", "false_result")
+    control.add_fault("DescribeTPMResource", "duplicate")
+    result = run_sdk(
+        server,
+        """
+        import json, time
+        from email.utils import parsedate_to_datetime
+        import qianfan.errors
+        from qianfan.resources.console.utils import call_action
+        from qianfan.resources.console.charge import Charge
+
+        duplicated = call_action("/v2/charge", "DescribeTPMResource", {"model": "ernie-speed-8k"}).body["result"]
+        pages, marker = [], None
+        while len(pages) < 10:
+            body = {"model": "ernie-speed-8k", **({"marker": marker} if marker else {})}
+            answer = call_action("/v2/charge", "DescribeTPMResource", body)
+            pages.append(answer.body["result"])
+            if not pages[-1]["isTruncated"]:
+                break
+            marker = pages[-1]["nextMarker"]
+        skew = parsedate_to_datetime(answer.headers["Date"]).timestamp() - time.time()
+        first = pages[0]["instances"][0]["instanceId"]
+        released = Charge.stop_tpm_credit_charging(model="ernie-speed-8k", instance_id=first)
+        try:
+            Charge.tpm_credit_info(model="ernie-4.0-8k")
+            retired = None
+        except qianfan.errors.RequestError as exc:
+            retired = [exc.status_code, "InvalidParameter" in str(exc)]
+        print(json.dumps({
+            "duplicated": [i["instanceId"] for i in duplicated["instances"]],
+            "pages": [[i["instanceId"] for i in page["instances"]] for page in pages],
+            "truncated": [page["isTruncated"] for page in pages],
+            "skew": skew,
+            "released": released.body["result"],
+            "retired": retired,
+        }))
+        """,
+    )
+    assert result["duplicated"] == [bought[0], bought[1], bought[0]]
+    assert result["pages"] == [bought[:2], bought[2:4], bought[4:]]
+    assert result["truncated"] == [True, True, False]
+    assert abs(result["skew"] + 7200) <= 5  # the server's Date is on the sandbox clock
+    assert result["released"] is False
+    assert result["retired"] == [400, True]
+    assert [row["status"] for row in control.instances()] == ["Running"] * 5

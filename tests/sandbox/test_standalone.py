@@ -53,9 +53,32 @@ def test_options_set_by_another_process_steer_the_server(db_path: Path) -> None:
         assert client.call("DescribeTPMResource", {"model": "ernie-speed-8k"}).status_code == 429
 
 
+def test_consistency_options_from_the_command_line(db_path: Path) -> None:
+    args = ("--page-size", "1", "--visible-after-seconds", "3600", "--retired-models", "ernie-4.0-8k, ernie-3.5-8k")
+    with standalone(db_path, *args) as url:
+        client = Client(url)
+        first, second = client.purchase(), client.purchase()
+        assert client.describe() == []  # bought, not listed yet
+        SandboxControl(db_path).set_option("visible_after_seconds", 0)
+        page = client.ok("DescribeTPMResource", {"model": "ernie-speed-8k"})
+        assert ([i["instanceId"] for i in page["instances"]], page["isTruncated"]) == ([first], True)
+        page = client.ok("DescribeTPMResource", {"model": "ernie-speed-8k", "marker": page["nextMarker"]})
+        assert ([i["instanceId"] for i in page["instances"]], page["isTruncated"]) == ([second], False)
+        assert client.call("DescribeTPMResource", {"model": "ernie-3.5-8k"}).status_code == 400
+    options = SandboxControl(db_path).options()
+    assert (options.page_size, options.retired_models) == (1, ("ernie-4.0-8k", "ernie-3.5-8k"))
+
+
 @pytest.mark.parametrize(
     ("args", "words"),
     [
+        (("--port", "abc"), "argument --port: invalid int value: 'abc'"),
+        (("--describe-shape", "wide"), "argument --describe-shape: invalid choice: 'wide'"),
+        (("--no-such-flag",), "unrecognized arguments: --no-such-flag"),
+        (("--page-size", "2.5"), "argument --page-size: invalid int value"),
+        (("--page-size", "5000"), "page_size"),
+        (("--visible-after-seconds", "-1"), "visible_after_seconds"),
+        (("--retired-models", "a\tb"), "retired_models"),
         (("--port", "70000"), "port"),
         (("--creating-seconds", "nan"), "creating_seconds"),
         (("--latency-ms", "-5"), "latency_ms"),
@@ -70,7 +93,19 @@ def test_bad_arguments_exit_2_with_one_line(tmp_path: Path, args: tuple[str, ...
     assert done.returncode == 2
     assert done.stdout == ""
     [line] = done.stderr.strip().splitlines()
-    assert words in line
+    assert line.startswith("qianfan sandbox: ") and words in line
+
+
+def test_a_missing_database_argument_is_one_line(tmp_path: Path) -> None:
+    done = run_main("--port", "0")
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == "qianfan sandbox: the following arguments are required: --db (see --help)\n"
+
+
+def test_help_still_shows_usage(tmp_path: Path) -> None:
+    done = run_main("--help")
+    assert done.returncode == 0
+    assert "usage: python -m qianfan_sandbox" in done.stdout and "--page-size" in done.stdout
 
 
 def test_corrupt_database_exits_2_naming_it(tmp_path: Path) -> None:

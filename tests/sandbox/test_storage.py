@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from hostdriver.process import first_line
 from qianfan_sandbox import Sandbox, SandboxControl, SandboxError
-from tests.sandbox.helpers import MODEL, Client
+from tests.sandbox.helpers import MODEL, PROJECT_ROOT, Client, child_env
 
 #: The schema of the sandbox's earlier copy (providers/sandbox), written out so this test does
 #: not depend on that copy, which goes away.
@@ -137,7 +140,84 @@ def test_the_earlier_copys_database_is_upgraded(tmp_path: Path) -> None:
         assert conn.execute("PRAGMA application_id").fetchone()[0] == 0x51465342
 
 
+def test_a_schema_2_database_gets_the_fault_seconds_column(tmp_path: Path) -> None:
+    path = make_db(
+        tmp_path / "schema2.db",
+        EARLIER_SCHEMA + "ALTER TABLE instances ADD COLUMN resize_count INTEGER;"
+        "ALTER TABLE instances ADD COLUMN resize_at REAL;"
+        "PRAGMA application_id = 1363563330; PRAGMA user_version = 2;"
+        "INSERT INTO faults (action, kind, remaining, status) VALUES ('DescribeTPMResource', 'error', 1, 503);",
+    )
+    with Sandbox(path) as sandbox:
+        client = Client(sandbox.url)
+        assert client.call("DescribeTPMResource", {"model": MODEL}).status_code == 503  # the queued fault
+        SandboxControl(path).add_fault("PurchaseTPMResource", "hang_after_commit", seconds=0.1)
+    with sqlite3.connect(path) as conn:
+        assert "seconds" in {row[1] for row in conn.execute("PRAGMA table_info(faults)")}
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert conn.execute("SELECT kind, seconds FROM faults").fetchall() == [("hang_after_commit", 0.1)]
+
+
+#: Processes that open each new file at once, and how many new files they race for.
+RACERS = 8
+RACE_ROUNDS = 25
+#: One racer: it imports first (so imports do not spread the racers out), says `ready`, then for
+#: each round meets the others at a file barrier and opens that round's new file.
+RACER = """
+import pathlib, sys, time
+from qianfan_sandbox import SandboxControl
+
+base, worker, racers, rounds = pathlib.Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+print("ready", flush=True)
+for round_ in range(rounds):
+    (base / "barrier" / f"{round_}-{worker}").touch()
+    deadline = time.monotonic() + 60
+    while len(list((base / "barrier").glob(f"{round_}-*"))) < racers:
+        if (base / "failed").exists():
+            sys.exit(f"round {round_}: another racer failed")
+        if time.monotonic() > deadline:
+            sys.exit(f"round {round_}: the other racers never came")
+        time.sleep(0.001)
+    try:
+        SandboxControl(base / f"round-{round_}" / "q.db").set_option("latency_ms", round_ + 1)
+    except Exception as exc:
+        (base / "failed").touch()
+        sys.exit(f"round {round_}: {exc}")
+print("ok", flush=True)
+"""
+
+
 def test_concurrent_first_opens_of_one_new_file(tmp_path: Path) -> None:
+    """Eight processes creating one new file at the same moment all wait their turn and succeed
+    (SQLite refuses the switch to WAL at once while another holds the file: that is retried)."""
+    (tmp_path / "barrier").mkdir()
+    racers = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACER, str(tmp_path), str(worker), str(RACERS), str(RACE_ROUNDS)],
+            cwd=PROJECT_ROOT,
+            env=child_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for worker in range(RACERS)
+    ]
+    try:
+        for racer in racers:
+            assert first_line(racer, 60) == "ready\n"
+        outcomes = [racer.communicate(timeout=120) for racer in racers]
+    finally:
+        for racer in racers:
+            if racer.poll() is None:
+                racer.kill()
+                racer.wait(timeout=10)
+    assert [(racer.returncode, err) for racer, (_, err) in zip(racers, outcomes, strict=True)] == [(0, "")] * RACERS
+    assert [out for out, _ in outcomes] == ["ok\n"] * RACERS
+    for round_ in range(RACE_ROUNDS):
+        assert SandboxControl(tmp_path / f"round-{round_}" / "q.db").get_option("latency_ms") == round_ + 1
+
+
+def test_concurrent_first_opens_in_threads(tmp_path: Path) -> None:
     path = tmp_path / "race" / "q.db"
     errors: list[BaseException] = []
     barrier = threading.Barrier(6)
@@ -153,7 +233,7 @@ def test_concurrent_first_opens_of_one_new_file(tmp_path: Path) -> None:
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=30)
+        thread.join(timeout=60)
     assert errors == []
     assert SandboxControl(path).get_option("latency_ms") == 1.0
 
