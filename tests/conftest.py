@@ -1,4 +1,5 @@
-"""Shared fixtures: provider hosts configured against an embedded sandbox, and a secrets scan.
+"""Shared fixtures: provider hosts configured against an embedded sandbox, a secrets scan, and the
+PostgreSQL test server (tests/support/postgres.py).
 
 Every test that starts a host ends with a scan of everything that left the provider (RPC answers,
 error texts, the host's stderr, request bodies the sandbox received) for the test credentials.
@@ -16,6 +17,9 @@ from typing import Any
 import pytest
 
 from hostdriver import ProviderHost
+
+# pytest finds fixtures by name in a conftest: the PostgreSQL test server's, for every tier that asks.
+from tests.support.postgres import fresh_postgres_db, postgres_server, postgres_url  # noqa: F401
 
 #: Unique per test session, so a hit in the scan can only come from a leak.
 ACCESS_KEY = "AKtest" + secrets.token_hex(10)

@@ -1,0 +1,1 @@
+"""What several test tiers share (servers the tests start, their fixtures); no tier imports another tier's tests."""
