@@ -1,13 +1,87 @@
-"""How values are quoted in messages: whatever a user typed, the message stays readable."""
+"""How values are quoted in messages: whatever a user typed, the message stays readable.
+
+`show` is the one place a user's value is echoed into an error, so it is where "as written" is
+decided: Pulumi's wire carries every number as a float, and a `purchaseCount: -3` arrives as
+`-3.0` — the message says `got -3`. Other values keep `repr`'s spelling (strings in quotes, `True`,
+`nan`, `1e+30`), one line, cut short.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 _SHOWN = 80
+_CONTAINERS = (list, tuple, dict)
+#: How each container shows itself when met again inside itself, as `repr` does.
+_AGAIN: dict[type, str] = {list: "[...]", tuple: "(...)", dict: "{...}"}
+
+
+class _Text(str):
+    """A piece of punctuation, as opposed to a value still to be shown."""
 
 
 def show(value: object) -> str:
-    """`repr(value)`, cut short so that a 100 kB input is not echoed whole into an error."""
-    text = repr(value)
-    if len(text) <= _SHOWN:
+    """The value as written, cut short so that a 100 kB input is not echoed whole into an error."""
+    kept: list[str] = []
+    length = 0
+    for piece in _pieces(value):
+        if length <= _SHOWN:
+            kept.append(piece)
+        length += len(piece)
+    text = "".join(kept)
+    if length <= _SHOWN:
         return text
-    return f"{text[:_SHOWN]}… ({len(text)} characters)"
+    return f"{text[:_SHOWN]}… ({length} characters)"
+
+
+def _scalar(value: object) -> str:
+    text = repr(value)
+    # Exactly float: a subclass (numpy's, say) has a repr of its own to keep.
+    if type(value) is float and text.endswith(".0"):
+        return text[:-2]  # an integral number of ordinary size, as the user wrote it (1e+30 keeps its form)
+    return text
+
+
+def _pieces(value: object) -> Iterator[str]:
+    """The text of `value` piece by piece. Nesting depth is the user's input, so this walks with a
+    stack of its own rather than recursing (a list 100,000 deep must not raise RecursionError)."""
+    end = object()
+    stack: list[tuple[Iterator[object], int]] = [(iter((value,)), 0)]
+    showing: set[int] = set()  # the containers being shown, for `[...]` when one contains itself
+    while stack:
+        item = next(stack[-1][0], end)
+        if item is end:
+            showing.discard(stack.pop()[1])
+        elif isinstance(item, _Text):
+            yield item
+        elif type(item) in _CONTAINERS:
+            if id(item) in showing:
+                yield _AGAIN[type(item)]
+            else:
+                stack.append((_parts(item), id(item)))
+                showing.add(id(item))
+        else:
+            yield _scalar(item)
+
+
+def _parts(container: object) -> Iterator[object]:
+    if isinstance(container, dict):
+        yield _Text("{")
+        for index, (key, item) in enumerate(container.items()):
+            if index:
+                yield _Text(", ")
+            yield key
+            yield _Text(": ")
+            yield item
+        yield _Text("}")
+        return
+    assert isinstance(container, list | tuple)
+    yield _Text("[" if isinstance(container, list) else "(")
+    for index, item in enumerate(container):
+        if index:
+            yield _Text(", ")
+        yield item
+    if isinstance(container, tuple):
+        yield _Text(",)" if len(container) == 1 else ")")
+    else:
+        yield _Text("]")
