@@ -8,7 +8,7 @@ decided: Pulumi's wire carries every number as a float, and a `purchaseCount: -3
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 _SHOWN = 80
 _CONTAINERS = (list, tuple, dict)
@@ -85,3 +85,14 @@ def _parts(container: object) -> Iterator[object]:
         yield _Text(",)" if len(container) == 1 else ")")
     else:
         yield _Text("]")
+
+
+#: How many problems one report lists; the rest are counted (a generated list may hold thousands).
+MAX_LISTED = 30
+
+
+def listed(problems: Sequence[str]) -> list[str]:
+    """The problems to print, one line each: the first MAX_LISTED, then how many more there are."""
+    if len(problems) <= MAX_LISTED:
+        return list(problems)
+    return [*problems[:MAX_LISTED], f"… and {len(problems) - MAX_LISTED} more problems"]

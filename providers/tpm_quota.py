@@ -40,6 +40,7 @@ from .fields import (
     known_inputs,
     replaces,
 )
+from .messages import listed
 from .models import allowed_models
 from .settings import Settings, SettingsError, load_settings
 
@@ -153,7 +154,7 @@ class TPMQuotaProvider(ResourceProvider):
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         error: SettingsError | None = self.__dict__.get("_config_error")
         if error is not None:  # reported on the resource, not on a property: it is the stack's config
-            return CheckResult(news, [CheckFailure("", str(error))])
+            return CheckResult(news, [CheckFailure("", problem) for problem in listed(error.problems)])
         settings = self._rt().settings
         release = BY_WIRE["releaseTime"]
         # A replacement buys a new quota, whose release must be in the future like any new one;
