@@ -8,7 +8,7 @@ decided: Pulumi's wire carries every number as a float, and a `purchaseCount: -3
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 _SHOWN = 80
 _CONTAINERS = (list, tuple, dict)
@@ -35,7 +35,10 @@ def show(value: object) -> str:
 
 
 def _scalar(value: object) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # an int of more than 4300 digits (sys.set_int_max_str_digits) has no repr
+        return f"<a {type(value).__name__} too long to show>"
     # Exactly float: a subclass (numpy's, say) has a repr of its own to keep.
     if type(value) is float and text.endswith(".0"):
         return text[:-2]  # an integral number of ordinary size, as the user wrote it (1e+30 keeps its form)
@@ -96,3 +99,21 @@ def listed(problems: Sequence[str]) -> list[str]:
     if len(problems) <= MAX_LISTED:
         return list(problems)
     return [*problems[:MAX_LISTED], f"… and {len(problems) - MAX_LISTED} more problems"]
+
+
+#: How alike a mistyped name and the one it meant are at least (difflib's ratio, case ignored).
+NAME_CUTOFF = 0.6
+
+
+def likeness(typed: str, name: str) -> float:
+    """How alike a name the user typed is to a known one, case ignored (difflib's ratio, 0 to 1)."""
+    import difflib  # only ever on a mistake: not part of every preview's start-up
+
+    return difflib.SequenceMatcher(None, typed.lower()[:100], name.lower()).ratio()
+
+
+def closest(typed: str, names: Iterable[str]) -> str | None:
+    """The known name a typo most likely meant, if any is alike enough."""
+    scored = [(likeness(typed, name), name) for name in names]
+    best = max(scored, default=(0.0, ""), key=lambda pair: pair[0])
+    return best[1] if best[0] >= NAME_CUTOFF else None

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from .fields import MAX_UNITS
-from .messages import listed, show
+from .messages import NAME_CUTOFF, likeness, listed, show
 from .models import parse_extra_models
 
 DEFAULT_ENDPOINT = "https://qianfan.baidubce.com"
@@ -218,8 +218,6 @@ def load_settings(config: Mapping[str, Any], environ: Mapping[str, str] | None =
 
 
 # -- keys that no setting reads ----------------------------------------------------------------------
-#: How alike a mistyped name and the one it meant are at least (difflib's ratio, case ignored).
-_NAME_CUTOFF = 0.6
 #: A key shown as it is; anything else (spaces, control characters, 10 kB) is quoted by `show`.
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_.:/-]{1,100}")
 
@@ -256,7 +254,7 @@ def stray_keys(keys: Iterable[object], known: Mapping[str, Collection[str]]) -> 
         else:
             continue
         guess = _closest(namespace, name, known)
-        label = key if _PLAIN_KEY.fullmatch(key) else show(key)
+        label = key_label(key)
         if guess is not None:
             problem = f"stack config {label} {where}; did you mean {guess}?"
         else:
@@ -266,17 +264,20 @@ def stray_keys(keys: Iterable[object], known: Mapping[str, Collection[str]]) -> 
     return strays
 
 
+def key_label(key: str) -> str:
+    """A config key as a message shows it: as it is, or quoted when it would not read as one."""
+    return key if _PLAIN_KEY.fullmatch(key) else show(key)
+
+
 def _closest(namespace: str, name: str, known: Mapping[str, Collection[str]]) -> str | None:
     """The known key whose name is most like `name`; between equally close names, the one in the
     namespace most like `namespace` (`qianfan:quotas` means `qianfan-tpm:quotas`)."""
-    import difflib  # only ever on a mistake: not part of every preview's start-up
-
     best: tuple[float, float, str] | None = None
     for ours, names in known.items():
-        near = difflib.SequenceMatcher(None, namespace.lower(), ours).ratio()
+        near = likeness(namespace, ours)
         for candidate in names:
-            alike = difflib.SequenceMatcher(None, name.lower()[:100], candidate.lower()).ratio()
-            if alike >= _NAME_CUTOFF and (best is None or (alike, near) > best[:2]):
+            alike = likeness(name, candidate)
+            if alike >= NAME_CUTOFF and (best is None or (alike, near) > best[:2]):
                 best = (alike, near, f"{ours}:{candidate}")
     return best[2] if best else None
 

@@ -48,6 +48,11 @@ def test_values_are_shown_as_written(value: Any, shown: str) -> None:
     assert show(value) == shown
 
 
+def test_an_integer_python_will_not_print_is_still_shown() -> None:
+    assert show(10**5000) == "<a int too long to show>"
+    assert show([1.0, 10**5000]) == "[1, <a int too long to show>]"
+
+
 def test_a_float_subclass_keeps_its_own_repr() -> None:
     class Celsius(float):
         def __repr__(self) -> str:
