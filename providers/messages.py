@@ -28,7 +28,17 @@ def show(value: object) -> str:
         if length <= _SHOWN:
             kept.append(piece)
         length += len(piece)
-    text = "".join(kept)
+    return _cut("".join(kept), length)
+
+
+def show_name(name: str) -> str:
+    """A name (a config key) that is not plain ASCII, with every other character escaped: a
+    look-alike `qіanfan` (Cyrillic і) must not read as the `qianfan` it is not."""
+    text = ascii(name)
+    return _cut(text[: _SHOWN + 1], len(text))
+
+
+def _cut(text: str, length: int) -> str:
     if length <= _SHOWN:
         return text
     return f"{text[:_SHOWN]}… ({length} characters)"

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from .fields import MAX_UNITS
-from .messages import NAME_CUTOFF, likeness, listed, show
+from .messages import NAME_CUTOFF, likeness, listed, show, show_name
 from .models import parse_extra_models
 
 DEFAULT_ENDPOINT = "https://qianfan.baidubce.com"
@@ -265,8 +265,8 @@ def stray_keys(keys: Iterable[object], known: Mapping[str, Collection[str]]) -> 
 
 
 def key_label(key: str) -> str:
-    """A config key as a message shows it: as it is, or quoted when it would not read as one."""
-    return key if _PLAIN_KEY.fullmatch(key) else show(key)
+    """A config key as a message shows it: as it is, or quoted and escaped when it would not read as one."""
+    return key if _PLAIN_KEY.fullmatch(key) else show_name(key)
 
 
 def _closest(namespace: str, name: str, known: Mapping[str, Collection[str]]) -> str | None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .fields import INPUTS
-from .messages import closest, listed, show
+from .messages import closest, listed, show, show_name
 from .settings import NAMESPACE, SETTINGS, SettingsError, key_label, load_settings, stray_keys
 
 #: The project's namespace in the stack config (the `name:` of Pulumi.yaml).
@@ -149,8 +149,10 @@ def _entry(index: int, item: Any, names: set[str], adopted: dict[str, str], prob
 
     for key in item:
         if key not in _ENTRY_KEYS:
-            label = key if isinstance(key, str) and _NAME.fullmatch(key) else show(key)
-            guess = closest(key, _ENTRY_KEYS) if isinstance(key, str) else None
+            if isinstance(key, str):
+                label, guess = key if _NAME.fullmatch(key) else show_name(key), closest(key, _ENTRY_KEYS)
+            else:
+                label, guess = show(key), None
             fail(
                 label,
                 f"is not a quota field; did you mean {guess}?"

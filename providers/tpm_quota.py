@@ -133,8 +133,8 @@ class TPMQuotaProvider(ResourceProvider):
         pass
 
     def configure(self, req: ConfigureRequest) -> None:
-        # A bad value is kept, not raised: the host would show a traceback, where `check` can
-        # report one line naming the key (and every other method refuses to run).
+        # Bad settings are kept, not raised: the host would show a traceback, where `check` can
+        # report each problem in one line naming its key (and every other method refuses to run).
         self._config_error: SettingsError | None = None
         try:
             self._runtime = _Runtime(load_settings(_stack_config(req)))

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from providers.messages import show
+from providers.messages import MAX_LISTED, closest, listed, show, show_name
 
 
 @pytest.mark.parametrize(
@@ -89,3 +89,37 @@ def test_deeply_nested_garbage_never_raises(depth: int) -> None:
     assert "\n" not in text and len(text) < 200
     if depth == 30:
         assert text == "[" * 30 + "1" + "]" * 30
+
+
+@pytest.mark.parametrize(
+    "name, shown",
+    [
+        ("q\u0456anfan:endpoint", "'q\\u0456anfan:endpoint'"),  # Cyrillic і, not i
+        ("配额", "'\\u914d\\u989d'"),
+        ("a\nb", "'a\\nb'"),
+        ("k" * 200, "'" + "k" * 79 + "… (202 characters)"),
+    ],
+)
+def test_a_name_is_shown_escaped_so_a_look_alike_does_not_pass_for_the_real_one(name: str, shown: str) -> None:
+    assert show_name(name) == shown
+
+
+def test_a_listing_of_many_problems_is_bounded() -> None:
+    assert listed(["a", "b"]) == ["a", "b"]
+    many = [f"p{i}" for i in range(MAX_LISTED + 5)]
+    assert listed(many) == [*many[:MAX_LISTED], "… and 5 more problems"]
+    assert listed(many[:MAX_LISTED]) == many[:MAX_LISTED]
+
+
+@pytest.mark.parametrize(
+    "typed, names, meant",
+    [
+        ("maxPurchaseCnt", ["endpoint", "maxPurchaseCount"], "maxPurchaseCount"),
+        ("ENDPOINT", ["endpoint", "maxPurchaseCount"], "endpoint"),
+        ("region", ["endpoint", "maxPurchaseCount"], None),
+        ("x" * 100_000, ["endpoint"], None),
+        ("anything", [], None),
+    ],
+)
+def test_closest_names_the_known_name_a_typo_meant(typed: str, names: list[str], meant: str | None) -> None:
+    assert closest(typed, names) == meant

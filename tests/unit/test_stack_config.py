@@ -227,7 +227,7 @@ def test_an_entry_that_is_not_an_object(entry: Any, kind: str) -> None:
         (("a", "b"), "('a', 'b')"),
         ("k" * 200, "'" + "k" * 79 + "… (202 characters)"),
         ("", "''"),
-        ("模型", "'模型'"),
+        ("模型", "'\\u6a21\\u578b'"),
         ("a\nb", "'a\\nb'"),
     ],
 )
@@ -254,6 +254,14 @@ def test_a_key_that_is_not_a_field_name(key: Any, shown: str) -> None:
 def test_a_misspelt_field_names_the_one_it_meant(key: str, meant: str) -> None:
     problems = problems_of([{**CHAT, key: CHAT.get(meant, 1)}])
     assert f"stack config qianfan-tpm:quotas[0] ('chat'): {key} is not a quota field; did you mean {meant}?" in problems
+
+
+def test_a_look_alike_field_is_shown_escaped() -> None:
+    """`mоdel` with a Cyrillic о reads as `model`; escaped, the message shows why it is refused."""
+    problems = problems_of([{**CHAT, "m\u043edel": "ernie-speed-8k"}])
+    assert problems[0] == (
+        "stack config qianfan-tpm:quotas[0] ('chat'): 'm\\u043edel' is not a quota field; did you mean model?"
+    )
 
 
 @pytest.mark.parametrize("option", ["protect", "deleteBeforeReplace"])
