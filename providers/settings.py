@@ -155,6 +155,8 @@ def load_settings(config: Mapping[str, Any], environ: Mapping[str, str] | None =
         return None if value is None or str(value).strip() == "" else str(value).strip()
 
     def checked(parse: Callable[[], _T], fallback: _T) -> _T:
+        """The parsed value, or `fallback` with the problem noted: the fallback only lets the
+        settings after it be checked too (any problem raises below, so it is never used)."""
         try:
             return parse()
         except SettingsError as err:
