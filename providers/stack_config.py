@@ -73,7 +73,9 @@ def read_stack_config(config: Mapping[str, Any], environ: Mapping[str, str] | No
         misplaced += [
             key
             for key in config
-            if isinstance(key, str) and key.partition(":")[2].lower() == "quotas" and key not in misplaced
+            if isinstance(key, str)
+            and key.partition(":")[2].lower() == "quotas"
+            and key not in (*misplaced, CONFIG_KEY)
         ]
     problems = [stray.problem for stray in strays if stray.key not in misplaced]
     unread = {stray.key for stray in strays}

@@ -424,6 +424,13 @@ def test_a_quota_list_under_another_namespace_is_named_with_the_rename(misplaced
     ]
 
 
+def test_a_list_given_as_null_is_missing_not_misplaced() -> None:
+    assert stack_refusal({"qianfan-tpm:quotas": None}) == [
+        "stack config qianfan-tpm:quotas is not set: it is the list of quotas this stack holds, each with name, "
+        "model and purchaseCount; declare it in stacks/Pulumi.<stack>.yaml (`[]` for none)"
+    ]
+
+
 def test_several_candidates_for_the_missing_list_are_all_named() -> None:
     assert stack_refusal({"qianfan-tmp:quotas": "[]", "qianfan-tpm:quota": "[]"}) == [
         "stack config qianfan-tpm:quotas is not set, but qianfan-tmp:quotas, qianfan-tpm:quota are: rename the one "
