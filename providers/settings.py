@@ -10,13 +10,13 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from .fields import MAX_UNITS
-from .messages import show
+from .messages import NAME_CUTOFF, likeness, listed, show, show_name
 from .models import parse_extra_models
 
 DEFAULT_ENDPOINT = "https://qianfan.baidubce.com"
@@ -45,7 +45,15 @@ CREDENTIALS_HINT = (
 
 
 class SettingsError(ValueError):
-    """A stack config value that cannot be used; the message names the key."""
+    """Stack config values that cannot be used: one problem per line, each naming its key.
+
+    All are gathered before anything is reported, so that a stack with three mistakes takes one
+    preview to fix, not three. As one message (an apply refusing to run) they are joined by "; ".
+    """
+
+    def __init__(self, *problems: str) -> None:
+        self.problems = problems
+        super().__init__("; ".join(listed(problems)))
 
 
 class Secret:
@@ -101,8 +109,33 @@ class Settings:
         return tuple(secret for secret in (self.access_key, self.secret_key) if secret)
 
 
+#: The provider's namespace in the stack config: its settings are `qianfan:<name>`.
+NAMESPACE = "qianfan"
+
+#: Every setting of the provider, by its name after `qianfan:`, with the environment variable read
+#: when the stack config leaves it unset (None: the stack config only). This is the one list of
+#: them: `load_settings` reads a key only through its row, and refuses any other `qianfan:` key,
+#: naming the closest of these. A new setting is its row here and its parsing below.
+SETTINGS: Mapping[str, str | None] = {
+    "accessKey": "QIANFAN_ACCESS_KEY",
+    "secretKey": "QIANFAN_SECRET_KEY",
+    "endpoint": ENDPOINT_ENV,
+    "extraModels": None,
+    "sandboxPath": None,
+    "timeoutSeconds": None,
+    "settleSeconds": None,
+    "maxPurchaseCount": None,
+    "listingMaxAgeSeconds": None,
+}
+
+_T = TypeVar("_T")
+
+
 def load_settings(config: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Settings:
     """Resolve settings from the stack config the engine sent in Configure, and the environment.
+
+    Every problem is gathered into one SettingsError: keys of the namespace that are no setting,
+    half a key pair, and each value that cannot be used.
 
     An empty `config` means the engine sent none: Pulumi CLIs before 3.139 do not give dynamic
     providers the stack config. Falling back to the environment then would ignore the stack's
@@ -110,46 +143,66 @@ def load_settings(config: Mapping[str, Any], environ: Mapping[str, str] | None =
     refused unless the endpoint is named explicitly in the environment.
     """
     env = os.environ if environ is None else environ
+    problems = [stray.problem for stray in stray_keys(config, {NAMESPACE: SETTINGS})]
 
-    def pick(key: str, env_name: str | None = None) -> str | None:
-        value = config.get(key)
+    def given(name: str) -> Any:
+        if name not in SETTINGS:
+            raise KeyError(f"{NAMESPACE}:{name} is read but has no row in SETTINGS")
+        return config.get(f"{NAMESPACE}:{name}")
+
+    def pick(name: str) -> str | None:
+        value = given(name)
+        env_name = SETTINGS[name]
         if value is None or str(value).strip() == "":
             value = env.get(env_name) if env_name else None
         return None if value is None or str(value).strip() == "" else str(value).strip()
 
-    access_key = pick("qianfan:accessKey", "QIANFAN_ACCESS_KEY")
-    secret_key = pick("qianfan:secretKey", "QIANFAN_SECRET_KEY")
-    endpoint = _endpoint(pick("qianfan:endpoint", ENDPOINT_ENV) or DEFAULT_ENDPOINT)
-    try:
-        extra_models = parse_extra_models(config.get("qianfan:extraModels"))
-    except ValueError as exc:
-        raise SettingsError(f"stack config qianfan:extraModels: {exc}") from None
-    timeout = _number(pick("qianfan:timeoutSeconds"), "timeoutSeconds", DEFAULT_TIMEOUT_SECONDS, 1, MAX_TIMEOUT_SECONDS)
+    def checked(parse: Callable[[], _T], fallback: _T) -> _T:
+        """The parsed value, or `fallback` with the problem noted: the fallback only lets the
+        settings after it be checked too (any problem raises below, so it is never used)."""
+        try:
+            return parse()
+        except SettingsError as err:
+            problems.extend(err.problems)
+            return fallback
+
+    access_key = pick("accessKey")
+    secret_key = pick("secretKey")
+    if bool(access_key) != bool(secret_key):
+        problems.append(_half_a_key_pair(given, "secretKey" if access_key else "accessKey"))
+    endpoint = checked(lambda: _endpoint(pick("endpoint") or DEFAULT_ENDPOINT), DEFAULT_ENDPOINT)
+    extra_models: tuple[str, ...] = checked(lambda: _extra_models(given("extraModels")), ())
+    timeout = checked(
+        lambda: _number(pick("timeoutSeconds"), "timeoutSeconds", DEFAULT_TIMEOUT_SECONDS, 1, MAX_TIMEOUT_SECONDS),
+        None,
+    )
     # Unset, the settle time defaults to 30 s but never more than half the operation's deadline
     # (nor less than its floor: every wait is cut short by the deadline anyway).
-    explicit_settle = pick("qianfan:settleSeconds")
-    settle = _number(
-        explicit_settle,
-        "settleSeconds",
-        max(MIN_SETTLE_SECONDS, min(DEFAULT_SETTLE_SECONDS, timeout / 2)),
-        MIN_SETTLE_SECONDS,
-        MAX_TIMEOUT_SECONDS,
+    explicit_settle = pick("settleSeconds")
+    default_settle = max(MIN_SETTLE_SECONDS, min(DEFAULT_SETTLE_SECONDS, (timeout or DEFAULT_TIMEOUT_SECONDS) / 2))
+    settle = checked(
+        lambda: _number(explicit_settle, "settleSeconds", default_settle, MIN_SETTLE_SECONDS, MAX_TIMEOUT_SECONDS),
+        None,
     )
-    if explicit_settle is not None and settle >= timeout:
-        raise SettingsError(
+    if explicit_settle is not None and timeout is not None and settle is not None and settle >= timeout:
+        problems.append(
             f"stack config qianfan:settleSeconds ({settle:g}) must be less than qianfan:timeoutSeconds ({timeout:g}): "
             "the wait for Qianfan to show a change is part of one operation's time"
         )
-    cap = _number(pick("qianfan:maxPurchaseCount"), "maxPurchaseCount", DEFAULT_MAX_PURCHASE_COUNT, 1, MAX_UNITS)
-    if not float(cap).is_integer():
-        raise SettingsError(f"stack config qianfan:maxPurchaseCount must be a whole number, got {cap:g}")
-    max_age = _number(
-        pick("qianfan:listingMaxAgeSeconds"),
-        "listingMaxAgeSeconds",
-        DEFAULT_LISTING_MAX_AGE_SECONDS,
-        0,
-        MAX_LISTING_MAX_AGE_SECONDS,
+    cap = checked(lambda: _whole(pick("maxPurchaseCount"), "maxPurchaseCount", DEFAULT_MAX_PURCHASE_COUNT), 0)
+    max_age = checked(
+        lambda: _number(
+            pick("listingMaxAgeSeconds"),
+            "listingMaxAgeSeconds",
+            DEFAULT_LISTING_MAX_AGE_SECONDS,
+            0,
+            MAX_LISTING_MAX_AGE_SECONDS,
+        ),
+        0.0,
     )
+    sandbox_path = pick("sandboxPath") or DEFAULT_SANDBOX_PATH
+    if problems or timeout is None or settle is None:
+        raise SettingsError(*problems)
     refused = None
     if not config and not env.get(ENDPOINT_ENV, "").strip():
         refused = (
@@ -163,13 +216,104 @@ def load_settings(config: Mapping[str, Any], environ: Mapping[str, str] | None =
         secret_key=Secret(secret_key) if secret_key else None,
         endpoint=endpoint,
         extra_models=extra_models,
-        sandbox_path=pick("qianfan:sandboxPath") or DEFAULT_SANDBOX_PATH,
+        sandbox_path=sandbox_path,
         timeout_seconds=timeout,
-        max_purchase_count=int(cap),
+        max_purchase_count=cap,
         settle_seconds=settle,
         listing_max_age_seconds=max_age,
         calls_refused=refused,
     )
+
+
+# -- keys that no setting reads ----------------------------------------------------------------------
+#: A key shown as it is; anything else (spaces, control characters, 10 kB) is quoted by `show`.
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_.:/-]{1,100}")
+
+
+@dataclass(frozen=True)
+class StrayKey:
+    """A stack config key meant for one of our namespaces that no setting reads."""
+
+    key: str
+    #: The known key it most likely meant (None: nothing is close).
+    guess: str | None
+    #: One line naming the key, and the guess or else the settings there are.
+    problem: str
+
+
+def stray_keys(keys: Iterable[object], known: Mapping[str, Collection[str]]) -> list[StrayKey]:
+    """The keys of `keys` that are meant for a namespace of `known` (namespace -> its setting names)
+    but are none of its settings: an unknown name in one of them, or any name in a namespace one
+    typo away from one (`qianfan-tmp:quotas`, `Qianfan:endpoint`), which nothing would ever read.
+
+    Other namespaces (`aws:`, `pulumi:`, another project's) belong to someone else and are left alone.
+    """
+    strays: list[StrayKey] = []
+    for key in keys:
+        if not isinstance(key, str) or ":" not in key:
+            continue
+        namespace, name = key.split(":", 1)
+        if namespace in known:
+            if name in known[namespace]:
+                continue
+            where = "is not a setting"
+        elif any(_one_typo_away(namespace, ours) for ours in known):
+            where = f"is read by nothing: its namespace is not {' or '.join(known)}"
+        else:
+            continue
+        guess = _closest(namespace, name, known)
+        label = key_label(key)
+        if guess is not None:
+            problem = f"stack config {label} {where}; did you mean {guess}?"
+        else:
+            ours = namespace if namespace in known else min(known, key=lambda ns: _distance(namespace, ns))
+            problem = f"stack config {label} {where}; the {ours}: settings are {', '.join(known[ours])}"
+        strays.append(StrayKey(key, guess, problem))
+    return strays
+
+
+def key_label(key: str) -> str:
+    """A config key as a message shows it: as it is, or quoted and escaped when it would not read as one."""
+    return key if _PLAIN_KEY.fullmatch(key) else show_name(key)
+
+
+def _closest(namespace: str, name: str, known: Mapping[str, Collection[str]]) -> str | None:
+    """The known key whose name is most like `name`; between equally close names, the one in the
+    namespace most like `namespace` (`qianfan:quotas` means `qianfan-tpm:quotas`)."""
+    best: tuple[float, float, str] | None = None
+    for ours, names in known.items():
+        near = likeness(namespace, ours)
+        for candidate in names:
+            alike = likeness(name, candidate)
+            if alike >= NAME_CUTOFF and (best is None or (alike, near) > best[:2]):
+                best = (alike, near, f"{ours}:{candidate}")
+    return best[2] if best else None
+
+
+def _one_typo_away(namespace: str, ours: str) -> bool:
+    """Case, `_` for `-`, or one or two slips of the keyboard (two for names longer than 7)."""
+    if namespace == ours:
+        return False
+    return _distance(namespace, ours) <= (1 if len(ours) <= 7 else 2)
+
+
+def _distance(text: str, ours: str) -> int:
+    """Edits from `text` to `ours` (insert, delete, replace, swap two neighbours), ignoring case
+    and `_` versus `-`; anything more than 2 is reported as 3, without computing it."""
+    a, b = text.lower().replace("_", "-"), ours.lower().replace("_", "-")
+    if abs(len(a) - len(b)) > 2:
+        return 3
+    # Optimal string alignment distance, row by row.
+    previous: list[int] = []
+    above = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        row = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            row[j] = min(above[j] + 1, row[j - 1] + 1, above[j - 1] + (a[i - 1] != b[j - 1]))
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                row[j] = min(row[j], previous[j - 2] + 1)
+        previous, above = above, row
+    return min(above[len(b)], 3)
 
 
 _UNSAFE_URL_CHARACTERS = re.compile(r"[\s\x00-\x1f\x7f]")
@@ -225,6 +369,36 @@ def _number(raw: str | None, key: str, default: float, minimum: float, maximum: 
     if not math.isfinite(value) or not minimum <= value <= maximum:
         raise SettingsError(f"{allowed}, got {show(raw)}")
     return value
+
+
+def _whole(raw: str | None, key: str, default: int) -> int:
+    value = _number(raw, key, float(default), 1, MAX_UNITS)
+    if not value.is_integer():
+        raise SettingsError(f"stack config qianfan:{key} must be a whole number, got {show(raw)}")
+    return int(value)
+
+
+def _extra_models(raw: object) -> tuple[str, ...]:
+    try:
+        return parse_extra_models(raw)
+    except ValueError as exc:
+        raise SettingsError(f"stack config qianfan:extraModels: {exc}") from None
+
+
+def _half_a_key_pair(given: Callable[[str], Any], missing: str) -> str:
+    """Which half is missing, and where the other came from: a key left in the shell is a common cause."""
+    present = "accessKey" if missing == "secretKey" else "secretKey"
+    value = given(present)
+    source = (
+        f"{NAMESPACE}:{present}"
+        if value is not None and str(value).strip()
+        else f"{SETTINGS[present]} (in the environment)"
+    )
+    return (
+        f"stack config {NAMESPACE}:{missing} is not set (nor {SETTINGS[missing]}), but {source} is: only half a key "
+        f"pair is configured. Set it with `pulumi config set --secret {NAMESPACE}:{missing} "
+        f"<{'SK' if missing == 'secretKey' else 'AK'}>` or export {SETTINGS[missing]}"
+    )
 
 
 def redact(text: str, settings: Settings) -> str:

@@ -40,7 +40,7 @@ from .fields import (
     known_inputs,
     replaces,
 )
-from .messages import warn
+from .messages import listed, warn
 from .models import allowed_models
 from .settings import Settings, SettingsError, load_settings
 
@@ -145,8 +145,8 @@ class TPMQuotaProvider(ResourceProvider):
         pass
 
     def configure(self, req: ConfigureRequest) -> None:
-        # A bad value is kept, not raised: the host would show a traceback, where `check` can
-        # report one line naming the key (and every other method refuses to run).
+        # Bad settings are kept, not raised: the host would show a traceback, where `check` can
+        # report each problem in one line naming its key (and every other method refuses to run).
         self._config_error: SettingsError | None = None
         try:
             self._runtime = _Runtime(load_settings(_stack_config(req)))
@@ -166,7 +166,7 @@ class TPMQuotaProvider(ResourceProvider):
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         error: SettingsError | None = self.__dict__.get("_config_error")
         if error is not None:  # reported on the resource, not on a property: it is the stack's config
-            return CheckResult(news, [CheckFailure("", str(error))])
+            return CheckResult(news, [CheckFailure("", problem) for problem in listed(error.problems)])
         settings = self._rt().settings
         release = BY_WIRE["releaseTime"]
         # A replacement buys a new quota, whose release must be in the future like any new one;

@@ -8,6 +8,7 @@ of `pulumi up` on `dev` gets — and those are what must never leave the provide
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,14 @@ def dev_config(sandbox_db: Path) -> dict[str, str]:
     """The dev stack's config, with the sandbox database moved into this test's tmp dir — as
     `pulumi config set qianfan:sandboxPath …` would, for the program and the provider alike."""
     return engine_config({**dev_stack_config(), "qianfan:sandboxPath": str(sandbox_db)})
+
+
+@pytest.fixture(autouse=True)
+def no_qianfan_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The program runs in this process and reads the environment as the provider does (a key left
+    in the shell counts); the hosts get none of it (ProviderHost drops QIANFAN_*), nor does the program."""
+    for name in [name for name in os.environ if name.startswith("QIANFAN_")]:
+        monkeypatch.delenv(name)
 
 
 HostFactory = Callable[[str, dict[str, str]], ProviderHost]

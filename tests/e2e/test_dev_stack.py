@@ -297,6 +297,52 @@ def test_check_failure_stops_the_run_before_anything_is_bought(
     assert pulumi.runtime.get_root_resource() is None
 
 
+def test_a_stack_file_with_several_mistakes_fails_the_preview_naming_each(
+    run_host: HostFactory, dev_config: dict[str, str], sandbox_db: Path
+) -> None:
+    """All of them in one run, from the program, before any resource is declared or any call made."""
+    quotas = json.loads(dev_config["qianfan-tpm:quotas"])
+    quotas[0] = {**quotas[0], "purchaseCount": -3, "releaseTime": "soon", "protect": "yes"}
+    config = {
+        **dev_config,
+        "qianfan-tpm:quotas": json.dumps(quotas),
+        "qianfan:maxPurchaseCnt": "50",
+        "qianfan:accessKey": "AK-half-a-pair",
+    }
+    with pytest.raises(pulumi.RunError) as caught:
+        run_program(run_host("mistakes", config), config, preview=True)
+    lines = str(caught.value).splitlines()
+    name = quotas[0]["name"]
+    assert lines == [
+        "5 problems in the stack config:",
+        "  stack config qianfan:maxPurchaseCnt is not a setting; did you mean qianfan:maxPurchaseCount?",
+        "  stack config qianfan:secretKey is not set (nor QIANFAN_SECRET_KEY), but qianfan:accessKey is: only half a "
+        "key pair is configured. Set it with `pulumi config set --secret qianfan:secretKey <SK>` or export "
+        "QIANFAN_SECRET_KEY",
+        f"  stack config qianfan-tpm:quotas[0] ('{name}'): purchaseCount must be a whole number of units >= 1 and "
+        "<= 10000 (1 unit = 10,000 TPM and 33 RPM), got -3",
+        f"  stack config qianfan-tpm:quotas[0] ('{name}'): releaseTime 'soon' is not a time Qianfan accepts; use "
+        "RFC3339 with an explicit offset (2030-01-25T12:30:30+08:00 or 2030-01-25T04:30:30Z) or 'YYYY-MM-DD "
+        "HH:MM:SS' read as Beijing time (UTC+08:00)",
+        f"  stack config qianfan-tpm:quotas[0] ('{name}'): protect must be true or false, got 'yes'",
+    ]
+    assert not sandbox_db.exists()
+    assert pulumi.runtime.get_root_resource() is None
+
+
+def test_a_misspelt_namespace_fails_the_preview_with_the_rename(
+    run_host: HostFactory, dev_config: dict[str, str], sandbox_db: Path
+) -> None:
+    config = {("qianfan-tmp:quotas" if k == "qianfan-tpm:quotas" else k): v for k, v in dev_config.items()}
+    with pytest.raises(pulumi.RunError) as caught:
+        run_program(run_host("namespace", config), config, preview=True)
+    assert str(caught.value) == (
+        "stack config qianfan-tpm:quotas is not set, but qianfan-tmp:quotas is: rename it to qianfan-tpm:quotas (the "
+        "namespace is this project's name, qianfan-tpm)"
+    )
+    assert not sandbox_db.exists()
+
+
 def test_edited_stack_resizes_and_releases(
     deployed: tuple[Any, Deployment], run_host: HostFactory, dev_config: dict[str, str], sandbox_db: Path
 ) -> None:

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hostdriver import HostError, ProviderHost
-from tests.conftest import ACCESS_KEY, SECRET_KEY, sandbox_config, scan_host
+from tests.conftest import ACCESS_KEY, SECRET_KEY, plan_only_host, sandbox_config, scan_host
 from tests.sandbox.helpers import standalone
 
 QUOTA = {"model": "ernie-speed-8k", "purchaseCount": 1}
@@ -53,17 +53,92 @@ def test_without_stack_config_an_endpoint_named_in_the_environment_is_used(make_
 @pytest.mark.parametrize(
     "given_key, missing", [("qianfan:accessKey", "qianfan:secretKey"), ("qianfan:secretKey", "qianfan:accessKey")]
 )
-def test_half_a_key_pair_is_refused_in_sandbox_mode_too(
+def test_half_a_key_pair_is_refused_at_preview_in_sandbox_mode_too(
     make_host, sandbox_db: Path, given_key: str, missing: str
 ) -> None:
+    """Before: the preview passed, and the first API call failed with a 29-line traceback."""
     config = sandbox_config(sandbox_db)
     del config[missing]
     host = make_host(config=config)
-    inputs, _ = host.check(QUOTA)
+    _, failures = host.check(QUOTA)
+    [(prop, reason)] = failures
+    assert prop == "" and reason.startswith(f"stack config {missing} is not set"), reason
+    assert f"but {given_key} is: only half a key pair is configured" in reason
     with pytest.raises(HostError) as caught:
-        host.create(inputs)
-    assert f"only half a key pair is configured ({missing} is not set)" in caught.value.last_line
+        host.create({**QUOTA, "paymentTiming": "Postpaid"})
+    assert caught.value.last_line.endswith(reason)
     assert not sandbox_db.exists(), "nothing may run on a key pair the user did not finish configuring"
+
+
+def test_half_a_key_pair_from_the_environment_is_refused_at_preview(tmp_path: Path) -> None:
+    config = {k: v for k, v in sandbox_config(tmp_path / "sandbox.sqlite3").items() if not k.endswith("Key")}
+    db = tmp_path / "sandbox.sqlite3"
+    host = ProviderHost(tmp_path / "host.stderr", {"QIANFAN_ACCESS_KEY": ACCESS_KEY})
+    try:
+        host.configure(config)
+        _, failures = host.check(QUOTA)
+    finally:
+        host.close()
+    scan_host(host, db)
+    assert failures == [
+        (
+            "",
+            "stack config qianfan:secretKey is not set (nor QIANFAN_SECRET_KEY), but QIANFAN_ACCESS_KEY (in the "
+            "environment) is: only half a key pair is configured. Set it with `pulumi config set --secret "
+            "qianfan:secretKey <SK>` or export QIANFAN_SECRET_KEY",
+        )
+    ]
+    assert not db.exists()
+
+
+# -- keys that no setting reads ----------------------------------------------------------------------------
+def test_a_misspelt_setting_is_refused_at_preview_naming_the_one_meant(tmp_path: Path) -> None:
+    """Before: `qianfan:maxPurchaseCnt: 50` was silently ignored and the cap stayed 20."""
+    with plan_only_host(tmp_path, **{"qianfan:maxPurchaseCnt": "50"}) as host:
+        _, failures = host.check({**QUOTA, "purchaseCount": 30})
+        assert failures == [
+            ("", "stack config qianfan:maxPurchaseCnt is not a setting; did you mean qianfan:maxPurchaseCount?")
+        ]
+        for operation in (
+            lambda: host.create({**QUOTA, "paymentTiming": "Postpaid"}),
+            lambda: host.read("tpm-x", QUOTA),
+        ):
+            with pytest.raises(HostError) as caught:
+                operation()
+            assert caught.value.last_line.endswith(failures[0][1])
+
+
+def test_a_setting_in_a_misspelt_namespace_is_refused_at_preview(tmp_path: Path) -> None:
+    """`qianfna:endpoint: sandbox` read by nothing would leave the endpoint at Baidu's."""
+    with plan_only_host(
+        tmp_path, **{"qianfna:endpoint": "sandbox", "aws:region": "x", "qianfan-tpm:quotas": "[]"}
+    ) as host:
+        _, failures = host.check(QUOTA)
+    assert failures == [
+        (
+            "",
+            "stack config qianfna:endpoint is read by nothing: its namespace is not qianfan; did you mean "
+            "qianfan:endpoint?",
+        )
+    ]
+
+
+def test_every_problem_of_the_settings_is_reported_at_preview_one_failure_each(tmp_path: Path) -> None:
+    overrides = {
+        "qianfan:maxPurchaseCnt": "50",
+        "qianfan:timeoutSeconds": "nan",
+        "qianfan:endpoint": "ftp://x",
+        "qianfan:secretKey": "",
+    }
+    with plan_only_host(tmp_path, **overrides) as host:
+        _, failures = host.check(QUOTA)
+    assert [prop for prop, _ in failures] == ["", "", "", ""]
+    assert [reason.split(" ")[2] for _, reason in failures] == [
+        "qianfan:maxPurchaseCnt",
+        "qianfan:secretKey",
+        "qianfan:endpoint",
+        "qianfan:timeoutSeconds",
+    ]
 
 
 # -- the sandbox database ------------------------------------------------------------------------------------
@@ -150,11 +225,10 @@ def test_every_setting_is_accepted_or_refused_by_name_never_with_a_traceback(
     finally:
         host.close()
     scan_host(host, db)
-    assert len(failures) <= 1, failures
-    if failures:
-        [(prop, reason)] = failures
-        # It names the key given (or, for settle >= timeout, both keys, one of them given).
-        assert prop == "" and reason.startswith("stack config qianfan:"), reason
+    assert len(failures) <= len(overrides), failures
+    for prop, reason in failures:
+        # Each names a key given (or, for settle >= timeout, both keys, one of them given).
+        assert prop == "" and reason.startswith("stack config qianfan:") and "\n" not in reason, reason
         assert any(key in reason for key in overrides), reason
     assert not db.exists()
 

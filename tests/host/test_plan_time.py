@@ -78,6 +78,15 @@ def test_bad_purchase_count(plan_host: ProviderHost, count: object) -> None:
     assert "whole number of units >= 1" in failures["purchaseCount"]
 
 
+@pytest.mark.parametrize("count, shown", [(-3, "-3"), (0, "0"), (1.5, "1.5"), (10_001, "10001"), (True, "True")])
+def test_a_count_is_quoted_as_written_although_the_wire_made_it_a_float(
+    plan_host: ProviderHost, count: object, shown: str
+) -> None:
+    """Pulumi's wire carries numbers as floats: the host receives -3.0 for the -3 the user wrote."""
+    failures = failures_of(plan_host, {**VALID, "purchaseCount": count})
+    assert failures["purchaseCount"].endswith(f", got {shown}")
+
+
 def test_purchase_count_above_the_cap_names_the_cap(plan_host: ProviderHost) -> None:
     failures = failures_of(plan_host, {**VALID, "purchaseCount": 11})
     assert "qianfan:maxPurchaseCount = 10" in failures["purchaseCount"]

@@ -407,10 +407,12 @@ def test_no_stack_config_refuses_naming_the_cli() -> None:
 @pytest.mark.parametrize("endpoint", ["https://qianfan.baidubce.com", "sandbox"])
 @pytest.mark.parametrize(
     "keys, missing",
-    [({"qianfan:accessKey": "AKonly"}, "qianfan:secretKey"), ({"qianfan:secretKey": "SKonly"}, "qianfan:accessKey")],
+    [({"access_key": Secret("AKonly")}, "qianfan:secretKey"), ({"secret_key": Secret("SKonly")}, "qianfan:accessKey")],
 )
-def test_half_a_key_pair_names_the_missing_one(endpoint: str, keys: dict[str, str], missing: str) -> None:
-    client = QianfanClient(load_settings({"qianfan:endpoint": endpoint, **keys}, {}))
+def test_half_a_key_pair_names_the_missing_one(endpoint: str, keys: dict[str, Secret], missing: str) -> None:
+    """Defence in depth: load_settings refuses half a pair at preview (test_settings.py); a client
+    given one anyway still refuses to connect."""
+    client = QianfanClient(Settings(endpoint=endpoint, **keys))
     with pytest.raises(QianfanError) as caught:
         client.describe(MODEL, Deadline(5))
     err = caught.value

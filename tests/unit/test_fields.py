@@ -40,6 +40,7 @@ from providers.fields import (
     rule_purchase_count,
     rule_release_time,
 )
+from providers.messages import show
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PROFILE = settings(max_examples=200, deadline=None, derandomize=os.environ.get("CI") == "true")
@@ -78,7 +79,7 @@ def test_model_without_policy_checks_the_shape_only() -> None:
 def test_model_refused_shapes(value: Any, policy: Policy | None) -> None:
     with pytest.raises(ValueError) as caught:
         rule_model(value, policy)
-    assert str(caught.value) == f"must be a Qianfan model id such as 'ernie-speed-8k', got {value!r}"
+    assert str(caught.value) == f"must be a Qianfan model id such as 'ernie-speed-8k', got {show(value)}"
 
 
 def test_model_typo_gets_the_closest_id_and_the_way_to_add_one() -> None:
@@ -124,9 +125,11 @@ def test_purchase_count_shape_alone_allows_up_to_the_hard_maximum() -> None:
         (0, "0"),
         (-1, "-1"),
         (1.5, "1.5"),
-        (-0.0, "-0.0"),  # not "0": the message shows what was given
-        (0.0, "0.0"),
+        (-0.0, "-0"),  # not "0": the message shows what was given
+        (0.0, "0"),  # Pulumi's wire makes every number a float: `got 0`, as the user wrote it
+        (-3.0, "-3"),
         (10_001, "10001"),
+        (10_001.0, "10001"),
         (1e30, "1e+30"),
         (math.nan, "nan"),
         (math.inf, "inf"),
@@ -155,12 +158,14 @@ def test_purchase_count_above_the_cap_suggests_raising_it() -> None:
     )
 
 
-@pytest.mark.parametrize("value", [1e30, 1e300, 10**31, 10_001.0])
-def test_a_huge_count_is_refused_without_suggesting_a_huge_cap(value: float) -> None:
+@pytest.mark.parametrize(
+    "value, shown", [(1e30, "1e+30"), (1e300, "1e+300"), (10**31, str(10**31)), (10_001.0, "10001")]
+)
+def test_a_huge_count_is_refused_without_suggesting_a_huge_cap(value: float, shown: str) -> None:
     with pytest.raises(ValueError) as caught:
         rule_purchase_count(value, POLICY)
     # Only the value given is echoed: no "raise the cap to 1000000000000000019884624838656".
-    assert str(caught.value) == f"{COUNT_RULE}, got {value!r}"
+    assert str(caught.value) == f"{COUNT_RULE}, got {shown}"
 
 
 @PROFILE

@@ -7,6 +7,7 @@ Mocks never run provider code; they only show what the program declares. The sta
 from __future__ import annotations
 
 import json
+import os
 import runpy
 from typing import Any
 
@@ -15,8 +16,8 @@ import pytest
 import yaml
 
 from hostdriver import PROJECT_ROOT, TYPE
-from providers.stack_config import parse_quota_plan
-from tests.unit.test_stack_config import MALFORMED
+from providers.stack_config import parse_quota_plan, read_stack_config
+from tests.unit.test_stack_config import CHAT, MALFORMED
 
 
 class RecordingMocks(pulumi.runtime.Mocks):
@@ -39,10 +40,16 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return {}, []
 
 
-def run_program(quotas: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[RecordingMocks, dict[str, Any]]:
+def run_program(
+    quotas: Any, monkeypatch: pytest.MonkeyPatch, config: dict[str, str] | None = None
+) -> tuple[RecordingMocks, dict[str, Any]]:
+    """Run __main__.py on a stack config: `quotas` as `qianfan-tpm:quotas` (None: not set), plus `config`."""
+    for name in [name for name in os.environ if name.startswith(("QIANFAN_", "PULUMI_CONFIG"))]:
+        monkeypatch.delenv(name)
     mocks = RecordingMocks()
     pulumi.runtime.set_mocks(mocks, project="qianfan-tpm", stack="dev", preview=False)
-    pulumi.runtime.set_all_config({"qianfan-tpm:quotas": json.dumps(quotas)})
+    stack = {} if quotas is None else {"qianfan-tpm:quotas": json.dumps(quotas)}
+    pulumi.runtime.set_all_config({**stack, **(config or {})})
     exports: dict[str, Any] = {}
     monkeypatch.setattr(pulumi, "export", lambda name, value: exports.__setitem__(name, value))
     runpy.run_path(str(PROJECT_ROOT / "__main__.py"), run_name="__main__")
@@ -109,11 +116,104 @@ def test_malformed_list_fails_the_program_naming_entry_and_field(
     assert fragment in str(from_program.value)
 
 
+def program_refusal(quotas: Any, monkeypatch: pytest.MonkeyPatch, config: dict[str, str] | None = None) -> str:
+    with pytest.raises(pulumi.RunError) as caught:
+        run_program(quotas, monkeypatch, config)
+    return str(caught.value)
+
+
+def test_every_problem_of_the_stack_file_fails_the_program_in_one_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: one problem per run; an entry with four bad fields took four rounds."""
+    message = program_refusal(
+        [
+            {"name": "chat", "model": "gpt 4", "purchaseCount": -3, "releaseTime": "soon", "protect": "yes"},
+            {"name": "batch", "model": "ernie-lite-8k", "purchasecount": 2},
+        ],
+        monkeypatch,
+        {"qianfan:maxPurchaseCnt": "50", "qianfan-tpm:quota": "[]"},
+    )
+    lines = message.splitlines()
+    assert lines[0] == "8 problems in the stack config:"
+    assert [line.split(" ")[4:6] for line in lines[1:]] == [
+        ["qianfan:maxPurchaseCnt", "is"],
+        ["qianfan-tpm:quota", "is"],
+        ["qianfan-tpm:quotas[0]", "('chat'):"],
+        ["qianfan-tpm:quotas[0]", "('chat'):"],
+        ["qianfan-tpm:quotas[0]", "('chat'):"],
+        ["qianfan-tpm:quotas[0]", "('chat'):"],
+        ["qianfan-tpm:quotas[1]", "('batch'):"],
+        ["qianfan-tpm:quotas[1]", "('batch'):"],
+    ]
+    assert "  stack config qianfan-tpm:quotas[0] ('chat'): purchaseCount must be a whole number of units" in message
+    assert message.endswith(
+        "  stack config qianfan-tpm:quotas[1] ('batch'): purchaseCount is required: the number of units to hold, a "
+        "whole number >= 1 (1 unit = 10,000 TPM and 33 RPM)"
+    )
+    assert "got -3," not in message and "got -3.0" not in message
+
+
+@pytest.mark.parametrize("misplaced", ["qianfan-tmp:quotas", "qianfan:quotas", "another-project:quotas"])
+def test_a_misspelt_namespace_gets_the_rename_not_pulumis_missing_variable(
+    misplaced: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: `Missing required configuration variable 'qianfan-tpm:quotas'`, with no hint why."""
+    message = program_refusal(None, monkeypatch, {misplaced: json.dumps([CHAT]), "aws:region": "cn-north-1"})
+    assert message == (
+        f"stack config qianfan-tpm:quotas is not set, but {misplaced} is: rename it to qianfan-tpm:quotas (the "
+        "namespace is this project's name, qianfan-tpm)"
+    )
+
+
+def test_a_stack_without_quotas_says_what_the_key_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert program_refusal(None, monkeypatch, {"qianfan:endpoint": "sandbox"}) == (
+        "stack config qianfan-tpm:quotas is not set: it is the list of quotas this stack holds, each with name, "
+        "model and purchaseCount; declare it in stacks/Pulumi.<stack>.yaml (`[]` for none)"
+    )
+
+
+def test_a_misspelt_setting_fails_the_program_naming_the_one_meant(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert program_refusal([CHAT], monkeypatch, {"qianfan:maxPurchaseCnt": "50"}) == (
+        "stack config qianfan:maxPurchaseCnt is not a setting; did you mean qianfan:maxPurchaseCount?"
+    )
+
+
+def test_half_a_key_pair_fails_the_program_without_showing_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    message = program_refusal([CHAT], monkeypatch, {"qianfan:secretKey": "SKsecret-0123"})
+    assert message.startswith("stack config qianfan:accessKey is not set (nor QIANFAN_ACCESS_KEY), but ")
+    assert "SKsecret-0123" not in message
+
+
+def test_other_namespaces_are_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    _, exports = run_program([CHAT], monkeypatch, {"aws:region": "cn-north-1", "pulumi:tags": "{}", "qian:x": "1"})
+    assert set(exports) == {"chat"}
+
+
+def test_the_program_sees_keys_from_pulumi_config_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the language host hands a program outside `set_all_config`: the PULUMI_CONFIG variable."""
+    mocks = RecordingMocks()
+    pulumi.runtime.set_mocks(mocks, project="qianfan-tpm", stack="dev", preview=False)
+    pulumi.runtime.set_all_config({})
+    monkeypatch.setenv("PULUMI_CONFIG", json.dumps({"qianfan-tmp:quotas": json.dumps([CHAT])}))
+    with pytest.raises(pulumi.RunError, match="but qianfan-tmp:quotas is: rename it to qianfan-tpm:quotas"):
+        runpy.run_path(str(PROJECT_ROOT / "__main__.py"), run_name="__main__")
+
+
+def test_pulumis_runtime_still_keeps_the_whole_config_in_one_map() -> None:
+    """`__main__.stack_config` lists the keys from `pulumi.runtime.config.CONFIG`, which pulumi does
+    not document: if a release renames it, every key would look unset and this fails first."""
+    from pulumi.runtime import config as runtime_config
+
+    pulumi.runtime.set_all_config({"qianfan-tpm:quotas": "[]", "aws:region": "x"})
+    assert runtime_config.CONFIG.get() == {"qianfan-tpm:quotas": "[]", "aws:region": "x"}
+
+
 @pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
 def test_stack_files_hold_valid_quota_plans(stack: str) -> None:
     config = yaml.safe_load((PROJECT_ROOT / "stacks" / f"Pulumi.{stack}.yaml").read_text())["config"]
     plan = parse_quota_plan(config["qianfan-tpm:quotas"])
     assert plan, "every stack declares quotas"
+    # No key the program or the provider would refuse (a misspelt setting, half a key pair).
+    assert read_stack_config(config, {}) == plan
     if stack == "prod":
         assert all(entry.protect for entry in plan)
     if stack == "dev":

@@ -14,7 +14,7 @@ import pytest
 from pulumi.dynamic import ConfigureRequest
 from pulumi.dynamic.config import Config
 
-from providers.settings import Secret, Settings, SettingsError, load_settings, redact
+from providers.settings import Secret, Settings, SettingsError, StrayKey, load_settings, redact, stray_keys
 from providers.tpm_quota import _stack_config
 
 #: Any key present tells `load_settings` the engine did send the stack config.
@@ -146,7 +146,7 @@ def test_a_huge_number_text_is_not_echoed_whole() -> None:
 def test_max_purchase_count_must_be_whole() -> None:
     assert (
         refused({"qianfan:maxPurchaseCount": "2.5"})
-        == "stack config qianfan:maxPurchaseCount must be a whole number, got 2.5"
+        == "stack config qianfan:maxPurchaseCount must be a whole number, got '2.5'"
     )
     assert load_settings({"qianfan:maxPurchaseCount": "5.0"}, {}).max_purchase_count == 5
 
@@ -278,7 +278,12 @@ def test_an_endpoint_named_in_the_environment_allows_calls(endpoint: str) -> Non
 
 @pytest.mark.parametrize(
     "config",
-    [{"qianfan:timeoutSeconds": "60"}, {"qianfan-tpm:quotas": "[]"}, {"qianfan:accessKey": "AK"}, {"aws:region": "x"}],
+    [
+        {"qianfan:timeoutSeconds": "60"},
+        {"qianfan-tpm:quotas": "[]"},
+        {"qianfan:accessKey": "AK", "qianfan:secretKey": "SK"},
+        {"aws:region": "x"},
+    ],
 )
 def test_any_stack_config_key_allows_calls(config: dict[str, str]) -> None:
     assert load_settings(config, {}).calls_refused is None
@@ -322,7 +327,7 @@ def test_a_secret_refuses_pickling(protocol: int) -> None:
     with pytest.raises(TypeError, match="never pickled"):
         pickle.dumps(Secret(KEY), protocol=protocol)
     with pytest.raises(TypeError, match="never pickled"):
-        pickle.dumps(load_settings({"qianfan:secretKey": KEY}, {}), protocol=protocol)
+        pickle.dumps(load_settings({"qianfan:accessKey": "AK", "qianfan:secretKey": KEY}, {}), protocol=protocol)
 
 
 def test_a_secret_refuses_dill_and_copy() -> None:
@@ -360,3 +365,247 @@ def test_pulumi_config_still_keeps_the_raw_stack_config() -> None:
 def test_numbers_are_plain_ascii_decimals(raw: str) -> None:
     with pytest.raises(SettingsError, match="stack config qianfan:timeoutSeconds"):
         load_settings({"qianfan:timeoutSeconds": raw}, {})
+
+
+# -- keys that no setting reads -------------------------------------------------------------------
+SETTING_NAMES = (
+    "accessKey, secretKey, endpoint, extraModels, sandboxPath, timeoutSeconds, settleSeconds, maxPurchaseCount, "
+    "listingMaxAgeSeconds"
+)
+
+
+def test_a_misspelt_setting_is_refused_naming_the_one_it_meant() -> None:
+    """Silently ignored, `qianfan:maxPurchaseCnt: 50` would leave the cap at 20."""
+    assert refused({"qianfan:maxPurchaseCnt": "50"}) == (
+        "stack config qianfan:maxPurchaseCnt is not a setting; did you mean qianfan:maxPurchaseCount?"
+    )
+
+
+@pytest.mark.parametrize(
+    "key, meant",
+    [
+        ("qianfan:maxpurchasecount", "qianfan:maxPurchaseCount"),
+        ("qianfan:MaxPurchaseCount", "qianfan:maxPurchaseCount"),
+        ("qianfan:maxPurchase", "qianfan:maxPurchaseCount"),
+        ("qianfan:timeout", "qianfan:timeoutSeconds"),
+        ("qianfan:settle", "qianfan:settleSeconds"),
+        ("qianfan:access_key", "qianfan:accessKey"),
+        ("qianfan:secretkey", "qianfan:secretKey"),
+        ("qianfan:endpiont", "qianfan:endpoint"),
+        ("qianfan:models", "qianfan:extraModels"),
+        ("qianfan:sandbox", "qianfan:sandboxPath"),
+        ("qianfan:listingMaxAge", "qianfan:listingMaxAgeSeconds"),
+    ],
+)
+def test_an_unknown_name_in_the_namespace_names_the_closest_setting(key: str, meant: str) -> None:
+    assert refused(SENT | {key: "5"}) == f"stack config {key} is not a setting; did you mean {meant}?"
+
+
+@pytest.mark.parametrize("key", ["qianfan:region", "qianfan:quotas", "qianfan:", "qianfan:x"])
+def test_an_unknown_name_like_no_setting_lists_the_settings(key: str) -> None:
+    assert (
+        refused(SENT | {key: "5"}) == f"stack config {key} is not a setting; the qianfan: settings are {SETTING_NAMES}"
+    )
+
+
+@pytest.mark.parametrize(
+    "key, meant",
+    [
+        ("Qianfan:endpoint", "qianfan:endpoint"),
+        ("QIANFAN:maxPurchaseCount", "qianfan:maxPurchaseCount"),
+        ("qianfna:endpoint", "qianfan:endpoint"),
+        ("qainfan:maxPurchaseCnt", "qianfan:maxPurchaseCount"),
+        ("qianfa:timeoutSeconds", "qianfan:timeoutSeconds"),
+        ("qiangan:settleSeconds", "qianfan:settleSeconds"),
+    ],
+)
+def test_a_key_in_a_namespace_one_typo_away_is_refused(key: str, meant: str) -> None:
+    """`qianfna:endpoint: sandbox` would otherwise leave the endpoint at Baidu's, real money."""
+    assert refused(SENT | {key: "sandbox"}) == (
+        f"stack config {key} is read by nothing: its namespace is not qianfan; did you mean {meant}?"
+    )
+
+
+def test_a_key_in_a_namespace_one_typo_away_with_no_close_name_lists_the_settings() -> None:
+    assert refused(SENT | {"qianfna:region": "x"}) == (
+        f"stack config qianfna:region is read by nothing: its namespace is not qianfan; the qianfan: settings are "
+        f"{SETTING_NAMES}"
+    )
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "aws:region",
+        "pulumi:tags",
+        "qianfan-tpm:quotas",  # the project's: the program checks those
+        "qianfan-tpm:anything",
+        "qian:endpoint",
+        "openai:model",
+        "qianfanx2:endpoint",
+        "noNamespace",
+        ":endpoint",
+    ],
+)
+def test_keys_of_other_namespaces_are_left_alone(key: str) -> None:
+    assert load_settings(SENT | {key: "x"}, {}).endpoint == "https://qianfan.baidubce.com"
+
+
+def test_a_key_that_is_not_text_is_left_alone() -> None:
+    assert load_settings({**SENT, 5: "x", None: "y", ("qianfan", "x"): "z"}, {}).max_purchase_count == 20  # type: ignore[dict-item]
+
+
+@pytest.mark.parametrize(
+    "key, shown",
+    [
+        ("qianfan:配额", "'qianfan:\\u914d\\u989d'"),
+        ("qіanfan:endpoint", "'q\\u0456anfan:endpoint'"),  # a Cyrillic і: it must not read as qianfan
+        ("qianfan:a\nb", "'qianfan:a\\nb'"),
+        ("qianfan:a b", "'qianfan:a b'"),
+        ("qianfan:\u202eyek", "'qianfan:\\u202eyek'"),
+        ("qianfan:" + "k" * 10_000, "'qianfan:" + "k" * 71 + "… (10010 characters)"),
+    ],
+)
+def test_an_unknown_key_is_shown_on_one_readable_line(key: str, shown: str) -> None:
+    message = refused(SENT | {key: "x"})
+    assert message.startswith(f"stack config {shown} is ") and "\n" not in message
+    assert len(message) < 400
+
+
+def test_no_value_of_an_unknown_key_is_echoed() -> None:
+    message = refused({"qianfan:secretkey": KEY, "qianfan:accessKey": "AK", "qianfan:secretKey": "SK"})
+    assert message == "stack config qianfan:secretkey is not a setting; did you mean qianfan:secretKey?"
+
+
+class RecordingConfig(dict[str, Any]):
+    """A stack config that notes which keys were read."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.read: list[str] = []
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.read.append(key)
+        return super().get(key, default)
+
+
+def test_every_setting_of_the_table_is_read_and_nothing_else() -> None:
+    from providers.settings import SETTINGS
+
+    config = RecordingConfig(SENT)
+    load_settings(config, {})
+    assert sorted(set(config.read)) == sorted(f"qianfan:{name}" for name in SETTINGS)
+
+
+def test_every_setting_of_the_table_is_accepted() -> None:
+    from providers.settings import SETTINGS
+
+    assert stray_keys([f"qianfan:{name}" for name in SETTINGS], {"qianfan": SETTINGS}) == []
+
+
+def test_a_guess_prefers_the_namespace_the_key_is_closest_to() -> None:
+    known = {"qianfan": ("endpoint", "quotas"), "qianfan-tpm": ("quotas",)}
+    [stray] = stray_keys(["qianfan-tmp:quotas"], known)
+    assert stray == StrayKey(
+        "qianfan-tmp:quotas",
+        "qianfan-tpm:quotas",
+        "stack config qianfan-tmp:quotas is read by nothing: its namespace is not qianfan or qianfan-tpm; did you "
+        "mean qianfan-tpm:quotas?",
+    )
+    assert [s.guess for s in stray_keys(["qianfan:quota", "qianfan-tpm:endpiont"], known)] == [
+        "qianfan:quotas",
+        "qianfan:endpoint",
+    ]
+
+
+# -- half a key pair ------------------------------------------------------------------------------
+@pytest.mark.parametrize("endpoint", ["https://qianfan.baidubce.com", "sandbox"])
+def test_half_a_key_pair_in_the_stack_config_is_refused_naming_the_missing_key(endpoint: str) -> None:
+    assert refused({"qianfan:endpoint": endpoint, "qianfan:accessKey": "AKonly"}) == (
+        "stack config qianfan:secretKey is not set (nor QIANFAN_SECRET_KEY), but qianfan:accessKey is: only half a "
+        "key pair is configured. Set it with `pulumi config set --secret qianfan:secretKey <SK>` or export "
+        "QIANFAN_SECRET_KEY"
+    )
+    assert refused({"qianfan:endpoint": endpoint, "qianfan:secretKey": KEY}) == (
+        "stack config qianfan:accessKey is not set (nor QIANFAN_ACCESS_KEY), but qianfan:secretKey is: only half a "
+        "key pair is configured. Set it with `pulumi config set --secret qianfan:accessKey <AK>` or export "
+        "QIANFAN_ACCESS_KEY"
+    )
+
+
+def test_half_a_key_pair_from_the_environment_says_where_the_half_came_from() -> None:
+    """A key left exported in the shell is the usual cause: the message says where to look."""
+    message = refused(SENT, {"QIANFAN_SECRET_KEY": KEY})
+    assert message.startswith(
+        "stack config qianfan:accessKey is not set (nor QIANFAN_ACCESS_KEY), but QIANFAN_SECRET_KEY (in the "
+        "environment) is: only half a key pair is configured."
+    )
+    assert KEY not in message
+
+
+@pytest.mark.parametrize(
+    "config, environ",
+    [
+        ({"qianfan:accessKey": "AK", "qianfan:secretKey": KEY}, {}),
+        ({"qianfan:accessKey": "AK"}, {"QIANFAN_SECRET_KEY": KEY}),
+        ({}, {"QIANFAN_ACCESS_KEY": "AK", "QIANFAN_SECRET_KEY": KEY}),
+        ({"qianfan:accessKey": " ", "qianfan:secretKey": ""}, {}),
+        ({}, {}),
+    ],
+)
+def test_a_whole_pair_or_none_is_fine(config: dict[str, str], environ: dict[str, str]) -> None:
+    settings = load_settings(SENT | config, environ)
+    assert bool(settings.access_key) == bool(settings.secret_key)
+
+
+def test_a_blank_half_counts_as_missing() -> None:
+    assert refused({"qianfan:accessKey": "AK", "qianfan:secretKey": "  "}).startswith(
+        "stack config qianfan:secretKey is not set (nor QIANFAN_SECRET_KEY), but qianfan:accessKey is"
+    )
+
+
+# -- every problem at once ------------------------------------------------------------------------
+def test_every_problem_is_reported_at_once_one_line_each() -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(
+            {
+                "qianfan:maxPurchaseCnt": "50",
+                "qianfan:accessKey": "AK",
+                "qianfan:endpoint": "ftp://x",
+                "qianfan:timeoutSeconds": "nan",
+                "qianfan:settleSeconds": "-1",
+                "qianfan:maxPurchaseCount": "2.5",
+                "qianfan:listingMaxAgeSeconds": "61",
+                "qianfan:extraModels": "a b",
+            },
+            {},
+        )
+    problems = caught.value.problems
+    assert [p.split(" ")[2] for p in problems] == [
+        "qianfan:maxPurchaseCnt",
+        "qianfan:secretKey",
+        "qianfan:endpoint",
+        "qianfan:extraModels:",
+        "qianfan:timeoutSeconds",
+        "qianfan:settleSeconds",
+        "qianfan:maxPurchaseCount",
+        "qianfan:listingMaxAgeSeconds",
+    ]
+    assert all(p.startswith("stack config qianfan:") and "\n" not in p for p in problems)
+    assert str(caught.value) == "; ".join(problems)
+
+
+def test_settle_against_timeout_is_judged_only_when_both_are_usable() -> None:
+    assert refused({"qianfan:timeoutSeconds": "nan", "qianfan:settleSeconds": "5"}) == (
+        "stack config qianfan:timeoutSeconds must be a number from 1 to 3600, got 'nan'"
+    )
+    assert refused({"qianfan:settleSeconds": "700"}).startswith(
+        "stack config qianfan:settleSeconds (700) must be less than qianfan:timeoutSeconds (600)"
+    )
+
+
+def test_thousands_of_problems_make_a_bounded_message() -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings({f"qianfan:k{i}": "x" for i in range(5_000)}, {})
+    assert len(caught.value.problems) == 5_000
+    assert str(caught.value).endswith("; … and 4970 more problems")

@@ -6,12 +6,13 @@ This is the parser alone; `test_program.py` runs `__main__.py` on the same malfo
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
 from providers.fields import INPUTS
-from providers.stack_config import QuotaEntry, QuotaPlanError, parse_quota_plan
+from providers.stack_config import QuotaEntry, QuotaPlanError, parse_quota_plan, read_stack_config
 
 CHAT = {"name": "chat", "model": "ernie-speed-8k", "purchaseCount": 1}
 
@@ -32,16 +33,26 @@ MALFORMED: list[tuple[Any, str]] = [
 ]
 
 
-def refusal(raw: Any) -> str:
+def problems_of(raw: Any) -> list[str]:
     with pytest.raises(QuotaPlanError) as caught:
         parse_quota_plan(raw)
-    assert "\n" not in str(caught.value)
+    problems = list(caught.value.problems)
+    assert problems and all("\n" not in problem for problem in problems)
+    return problems
+
+
+def refusal(raw: Any) -> str:
+    """The one problem of a list with one mistake (the message is then that line alone)."""
+    with pytest.raises(QuotaPlanError) as caught:
+        parse_quota_plan(raw)
+    assert len(caught.value.problems) == 1, caught.value.problems
+    assert str(caught.value) == caught.value.problems[0]
     return str(caught.value)
 
 
 @pytest.mark.parametrize("quotas, fragment", MALFORMED)
 def test_malformed_list_names_entry_and_field(quotas: Any, fragment: str) -> None:
-    assert fragment in refusal(quotas)
+    assert any(fragment in problem for problem in problems_of(quotas))
 
 
 def test_a_valid_plan_is_normalised_by_each_fields_rule() -> None:
@@ -177,11 +188,22 @@ def test_an_out_of_range_release_time_names_the_entry_and_field(release: str) ->
     )
 
 
-@pytest.mark.parametrize("count", [1e30, float("nan"), float("inf"), -0.0, True, "2"])
-def test_a_bad_count_names_the_entry_and_field(count: Any) -> None:
+@pytest.mark.parametrize(
+    "count, shown",
+    [
+        (1e30, "1e+30"),
+        (float("nan"), "nan"),
+        (float("inf"), "inf"),
+        (-0.0, "-0"),
+        (-3.0, "-3"),
+        (True, "True"),
+        ("2", "'2'"),
+    ],
+)
+def test_a_bad_count_names_the_entry_and_field(count: Any, shown: str) -> None:
     message = refusal([{**CHAT, "purchaseCount": count}])
     assert message.startswith("stack config qianfan-tpm:quotas[0] ('chat'): purchaseCount must be a whole number")
-    assert message.endswith(f"got {count!r}")
+    assert message.endswith(f"got {shown}")
 
 
 @pytest.mark.parametrize("raw", [None, "chat", 5, {"quotas": []}, ("a",)])
@@ -199,12 +221,46 @@ def test_an_entry_that_is_not_an_object(entry: Any, kind: str) -> None:
 
 @pytest.mark.parametrize(
     "key, shown",
-    [(5, "5"), (None, "None"), (("a", "b"), "('a', 'b')"), ("k" * 200, "'" + "k" * 79 + "… (202 characters)")],
+    [
+        (5, "5"),
+        (None, "None"),
+        (("a", "b"), "('a', 'b')"),
+        ("k" * 200, "'" + "k" * 79 + "… (202 characters)"),
+        ("", "''"),
+        ("模型", "'\\u6a21\\u578b'"),
+        ("a\nb", "'a\\nb'"),
+    ],
 )
 def test_a_key_that_is_not_a_field_name(key: Any, shown: str) -> None:
     message = refusal([{**CHAT, key: 1}])
-    assert message.startswith(
-        f"stack config qianfan-tpm:quotas[0] ('chat'): {shown} is not a quota field; the fields are"
+    assert message == (
+        f"stack config qianfan-tpm:quotas[0] ('chat'): {shown} is not a quota field; the fields are name, model, "
+        "purchaseCount, releaseTime, paymentTiming, adoptInstanceId, protect, deleteBeforeReplace"
+    )
+
+
+@pytest.mark.parametrize(
+    "key, meant",
+    [
+        ("releasetime", "releaseTime"),
+        ("release_time", "releaseTime"),
+        ("purchase_count", "purchaseCount"),
+        ("Model", "model"),
+        ("protected", "protect"),
+        ("deleteBeforeReplacement", "deleteBeforeReplace"),
+        ("adoptInstance", "adoptInstanceId"),
+    ],
+)
+def test_a_misspelt_field_names_the_one_it_meant(key: str, meant: str) -> None:
+    problems = problems_of([{**CHAT, key: CHAT.get(meant, 1)}])
+    assert f"stack config qianfan-tpm:quotas[0] ('chat'): {key} is not a quota field; did you mean {meant}?" in problems
+
+
+def test_a_look_alike_field_is_shown_escaped() -> None:
+    """`mоdel` with a Cyrillic о reads as `model`; escaped, the message shows why it is refused."""
+    problems = problems_of([{**CHAT, "m\u043edel": "ernie-speed-8k"}])
+    assert problems[0] == (
+        "stack config qianfan-tpm:quotas[0] ('chat'): 'm\\u043edel' is not a quota field; did you mean model?"
     )
 
 
@@ -220,3 +276,213 @@ def test_options_take_booleans_only(option: str, value: Any) -> None:
     assert refusal([{**CHAT, option: value}]) == (
         f"stack config qianfan-tpm:quotas[0] ('chat'): {option} must be true or false, got {value!r}"
     )
+
+
+# -- every problem in one run ---------------------------------------------------------------------
+def test_an_entry_with_four_bad_fields_reports_all_four_at_once() -> None:
+    """Before: one per run, four rounds to fix one entry."""
+    problems = problems_of(
+        [{"name": "chat", "model": "gpt 4", "purchaseCount": -3.0, "releaseTime": "soon", "protect": "yes"}]
+    )
+    label = "stack config qianfan-tpm:quotas[0] ('chat'): "
+    assert problems == [
+        f"{label}model must be a Qianfan model id such as 'ernie-speed-8k', got 'gpt 4'",
+        f"{label}purchaseCount must be a whole number of units >= 1 and <= 10000 (1 unit = 10,000 TPM and 33 RPM), "
+        "got -3",
+        f"{label}releaseTime 'soon' is not a time Qianfan accepts; use RFC3339 with an explicit offset "
+        "(2030-01-25T12:30:30+08:00 or 2030-01-25T04:30:30Z) or 'YYYY-MM-DD HH:MM:SS' read as Beijing time "
+        "(UTC+08:00)",
+        f"{label}protect must be true or false, got 'yes'",
+    ]
+
+
+def test_problems_of_several_entries_are_all_reported_in_order() -> None:
+    problems = problems_of(
+        [
+            {**CHAT, "purchasecount": 2},
+            "chat",
+            {**CHAT, "name": "ok"},
+            {"name": "bad name", "model": "ernie-speed-8k"},
+            {**CHAT},  # the name of entry [0], which had problems of its own
+        ]
+    )
+    assert problems == [
+        "stack config qianfan-tpm:quotas[0] ('chat'): purchasecount is not a quota field; did you mean purchaseCount?",
+        "stack config qianfan-tpm:quotas[1]: entry must be an object, got str",
+        "stack config qianfan-tpm:quotas[3]: name must be 1-63 letters, digits, '-', '_' or '.', starting with a "
+        "letter or digit, got 'bad name'",
+        "stack config qianfan-tpm:quotas[3]: purchaseCount is required: the number of units to hold, a whole number "
+        ">= 1 (1 unit = 10,000 TPM and 33 RPM)",
+        "stack config qianfan-tpm:quotas[4] ('chat'): name is used by an earlier entry; names must be unique",
+    ]
+
+
+def test_several_problems_make_one_message_one_line_each() -> None:
+    with pytest.raises(QuotaPlanError) as caught:
+        parse_quota_plan([{"name": "chat"}, 5])
+    assert str(caught.value) == (
+        "3 problems in the stack config:\n"
+        "  stack config qianfan-tpm:quotas[0] ('chat'): model is required: the Qianfan model id to buy TPM quota "
+        "for, such as 'ernie-speed-8k'\n"
+        "  stack config qianfan-tpm:quotas[0] ('chat'): purchaseCount is required: the number of units to hold, a "
+        "whole number >= 1 (1 unit = 10,000 TPM and 33 RPM)\n"
+        "  stack config qianfan-tpm:quotas[1]: entry must be an object, got int"
+    )
+
+
+def test_a_generated_list_of_thousands_of_bad_entries_makes_a_bounded_message() -> None:
+    with pytest.raises(QuotaPlanError) as caught:
+        parse_quota_plan([{"name": f"q{i}", "model": "ernie-speed-8k", "purchaseCount": 0} for i in range(10_000)])
+    assert len(caught.value.problems) == 10_000
+    lines = str(caught.value).splitlines()
+    assert lines[0] == "10000 problems in the stack config:" and lines[-1] == "  … and 9970 more problems"
+    assert len(lines) == 32
+
+
+def test_an_adoption_by_an_entry_with_a_bad_name_is_still_counted() -> None:
+    problems = problems_of(
+        [{**CHAT, "name": "bad name", "adoptInstanceId": "tpm-a"}, {**CHAT, "name": "b", "adoptInstanceId": "tpm-a"}]
+    )
+    assert problems[-1] == (
+        "stack config qianfan-tpm:quotas[1] ('b'): adoptInstanceId 'tpm-a' is already adopted by entry [0]; one "
+        "instance can belong to one quota"
+    )
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        {"a": [{"b": [1.0] * 3}]},
+        [[[[[[[[[[[["deep"]]]]]]]]]]]],
+        "\x00\x1b[31mred\u202e",
+        10**400,
+        10**5000,
+        float("-inf"),
+        {"": None},
+    ],
+    ids=["nested", "deep", "control", "huge-int", "unprintable-int", "-inf", "empty-key"],
+)
+def test_nested_garbage_in_every_field_is_named_field_by_field(garbage: Any) -> None:
+    entry = {"name": "g", **{spec.wire: garbage for spec in INPUTS}, "protect": garbage}
+    problems = problems_of([entry])
+    assert [p.split(": ", 1)[1].split(" ", 1)[0] for p in problems] == [*(spec.wire for spec in INPUTS), "protect"]
+    assert all(len(p) < 600 and "\x1b" not in p and "\x00" not in p for p in problems)
+
+
+# -- the whole stack config, as the program reads it --------------------------------------------------
+VALID = {"qianfan-tpm:quotas": json.dumps([CHAT])}
+
+
+def stack_refusal(config: dict[str, Any], environ: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(QuotaPlanError) as caught:
+        read_stack_config(config, environ or {})
+    problems = list(caught.value.problems)
+    assert all("\n" not in problem for problem in problems)
+    return problems
+
+
+def test_a_valid_stack_config_is_the_plan() -> None:
+    config = {**VALID, "qianfan:endpoint": "sandbox", "aws:region": "cn-north-1", "pulumi:tags": "{}"}
+    assert read_stack_config(config, {}) == [QuotaEntry("chat", {"model": "ernie-speed-8k", "purchase_count": 1})]
+
+
+def test_the_stack_files_list_is_read_as_the_engine_sends_it() -> None:
+    """Lists arrive as JSON text; the same list as an object (the automation API's form) works too."""
+    assert read_stack_config({"qianfan-tpm:quotas": [CHAT]}, {}) == read_stack_config(VALID, {})
+
+
+@pytest.mark.parametrize(
+    "key, meant",
+    [("qianfan-tpm:quota", "qianfan-tpm:quotas"), ("qianfan-tpm:Quotas", "qianfan-tpm:quotas")],
+)
+def test_an_unknown_project_setting_names_the_closest(key: str, meant: str) -> None:
+    assert stack_refusal({**VALID, key: "[]"}) == [f"stack config {key} is not a setting; did you mean {meant}?"]
+
+
+def test_an_unknown_project_setting_like_no_other_lists_them() -> None:
+    assert stack_refusal({**VALID, "qianfan-tpm:budget": "5"}) == [
+        "stack config qianfan-tpm:budget is not a setting; the qianfan-tpm: settings are quotas"
+    ]
+
+
+def test_a_misspelt_provider_setting_is_named_by_the_program_too() -> None:
+    """The program sees it first: one line, rather than one check failure per quota."""
+    assert stack_refusal({**VALID, "qianfan:maxPurchaseCnt": "50"}) == [
+        "stack config qianfan:maxPurchaseCnt is not a setting; did you mean qianfan:maxPurchaseCount?"
+    ]
+
+
+@pytest.mark.parametrize(
+    "misplaced",
+    ["qianfan-tmp:quotas", "qianfan:quotas", "qianfan_tpm:quotas", "Qianfan-TPM:quotas", "my-project:quotas"],
+)
+def test_a_quota_list_under_another_namespace_is_named_with_the_rename(misplaced: str) -> None:
+    """Before: Pulumi's generic `Missing required configuration variable 'qianfan-tpm:quotas'`."""
+    assert stack_refusal({misplaced: json.dumps([CHAT]), "aws:region": "x"}) == [
+        f"stack config qianfan-tpm:quotas is not set, but {misplaced} is: rename it to qianfan-tpm:quotas (the "
+        "namespace is this project's name, qianfan-tpm)"
+    ]
+
+
+def test_a_list_given_as_null_is_missing_not_misplaced() -> None:
+    assert stack_refusal({"qianfan-tpm:quotas": None}) == [
+        "stack config qianfan-tpm:quotas is not set: it is the list of quotas this stack holds, each with name, "
+        "model and purchaseCount; declare it in stacks/Pulumi.<stack>.yaml (`[]` for none)"
+    ]
+
+
+def test_several_candidates_for_the_missing_list_are_all_named() -> None:
+    assert stack_refusal({"qianfan-tmp:quotas": "[]", "qianfan-tpm:quota": "[]"}) == [
+        "stack config qianfan-tpm:quotas is not set, but qianfan-tmp:quotas, qianfan-tpm:quota are: rename the one "
+        "you mean to qianfan-tpm:quotas"
+    ]
+
+
+def test_a_missing_list_with_nothing_like_it_says_what_it_is() -> None:
+    assert stack_refusal({"qianfan:endpoint": "sandbox", "aws:region": "x"}) == [
+        "stack config qianfan-tpm:quotas is not set: it is the list of quotas this stack holds, each with name, "
+        "model and purchaseCount; declare it in stacks/Pulumi.<stack>.yaml (`[]` for none)"
+    ]
+
+
+@pytest.mark.parametrize("raw, shown", [("foo", "'foo'"), ("[{", "'[{'"), ("", "''"), ("[" * 100_000, "'[[[")])
+def test_a_list_that_is_not_json_names_the_key(raw: str, shown: str) -> None:
+    [problem] = stack_refusal({"qianfan-tpm:quotas": raw})
+    assert problem.startswith(
+        "stack config qianfan-tpm:quotas must be a list of objects with name, model and purchaseCount, got " + shown
+    )
+    assert len(problem) < 300
+
+
+def test_every_problem_of_the_stack_config_in_one_run_in_order() -> None:
+    config = {
+        "qianfan-tpm:quotas": json.dumps([{"name": "chat", "model": "ernie-speed-8k", "purchaseCount": 0}]),
+        "qianfan-tpm:quota": "[]",
+        "qianfan:maxPurchaseCnt": "50",
+        "qianfna:endpoint": "sandbox",
+        "qianfan:timeoutSeconds": "-3",
+        "qianfan:accessKey": "AKsecret-value",
+        "aws:region": "x",
+    }
+    assert stack_refusal(config) == [
+        "stack config qianfan-tpm:quota is not a setting; did you mean qianfan-tpm:quotas?",
+        "stack config qianfan:maxPurchaseCnt is not a setting; did you mean qianfan:maxPurchaseCount?",
+        "stack config qianfna:endpoint is read by nothing: its namespace is not qianfan or qianfan-tpm; did you mean "
+        "qianfan:endpoint?",
+        "stack config qianfan:secretKey is not set (nor QIANFAN_SECRET_KEY), but qianfan:accessKey is: only half a "
+        "key pair is configured. Set it with `pulumi config set --secret qianfan:secretKey <SK>` or export "
+        "QIANFAN_SECRET_KEY",
+        "stack config qianfan:timeoutSeconds must be a number from 1 to 3600, got '-3'",
+        "stack config qianfan-tpm:quotas[0] ('chat'): purchaseCount must be a whole number of units >= 1 and <= "
+        "10000 (1 unit = 10,000 TPM and 33 RPM), got 0",
+    ]
+
+
+def test_half_a_key_pair_from_the_environment_is_named_by_the_program() -> None:
+    [problem] = stack_refusal(VALID, {"QIANFAN_ACCESS_KEY": "AKsecret-value"})
+    assert problem.startswith("stack config qianfan:secretKey is not set (nor QIANFAN_SECRET_KEY), but ")
+    assert "AKsecret-value" not in problem
+
+
+def test_keys_that_are_not_text_are_left_alone() -> None:
+    assert read_stack_config({**VALID, 5: "x", None: "y"}, {})[0].name == "chat"  # type: ignore[dict-item]
