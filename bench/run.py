@@ -154,7 +154,8 @@ def wrapped(text: str) -> list[str]:
 class Progress:
     """One line on stderr per step, so a run of ~40 s shows where it is."""
 
-    def __init__(self, steps: int) -> None:
+    def __init__(self, prog: str, steps: int) -> None:
+        self._prog = prog
         self._steps = steps
         self._done = 0
         self._started = time.perf_counter()
@@ -162,7 +163,7 @@ class Progress:
     @contextmanager
     def step(self, label: str) -> Iterator[None]:
         self._done += 1
-        print(f"{PROG}: [{self._done}/{self._steps}] {label} ...", end="", file=sys.stderr, flush=True)
+        print(f"{self._prog}: [{self._done}/{self._steps}] {label} ...", end="", file=sys.stderr, flush=True)
         began = time.perf_counter()
         try:
             yield
@@ -616,9 +617,15 @@ def _whole(minimum: int, maximum: int) -> Callable[[str], int]:
     return parse
 
 
-def build_parser() -> argparse.ArgumentParser:
+def prog_name(argv0: str) -> str:
+    """How the user called the benchmark: `python -m bench`, or the console script's own name."""
+    name = os.path.basename(argv0)
+    return PROG if name in ("", "-c", "__main__.py") else name
+
+
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     parser = _Parser(
-        prog=PROG,
+        prog=prog,
         description=__doc__.splitlines()[0],
         epilog="Exit codes: 0 every goal met or within the run's noise, 1 a goal missed, 2 bad options.",
     )
@@ -658,7 +665,8 @@ NOTES = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    prog = prog_name(sys.argv[0]) if argv is None else PROG
+    args = build_parser(prog).parse_args(argv)
     slow = max(1, args.repeat // 2)
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, "
@@ -697,13 +705,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 lambda: bench_audit(workdir, args.audit_instances, args.latency_ms, slow),
             ),
         ]
-        progress = Progress(len(steps))
+        progress = Progress(prog, len(steps))
         try:
             for label, step in steps:
                 with progress.step(label):
                     rows.extend(step())
         except KeyboardInterrupt:
-            print(f"\n{PROG}: interrupted; no table", file=sys.stderr)
+            print(f"\n{prog}: interrupted; no table", file=sys.stderr)
             return 130
     missed = [row for row in rows if row.met is Met.NO]
     noisy = [row for row in rows if row.met is Met.NOISE]
