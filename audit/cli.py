@@ -21,6 +21,7 @@ from typing import NoReturn, TextIO
 from .account import (
     DOCUMENTED_MODELS,
     MAX_TIMEOUT_SECONDS,
+    UNREACHABLE_GRACE_SECONDS,
     Account,
     AccountError,
     AuditIncomplete,
@@ -70,7 +71,8 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
             "who owns each paid instance. Only DescribeTPMResource is ever sent."
         ),
         epilog="Exit codes: 0 clean, 1 findings, 2 the audit could not be completed. "
-        "Credentials: QIANFAN_ACCESS_KEY, QIANFAN_SECRET_KEY; endpoint: QIANFAN_CONSOLE_API_BASE_URL or --endpoint.",
+        "Credentials: QIANFAN_ACCESS_KEY, QIANFAN_SECRET_KEY (read-only QianfanServiceReadAccessPolicy is enough); "
+        "endpoint: QIANFAN_CONSOLE_API_BASE_URL or --endpoint.",
     )
     parser.add_argument(
         "--state",
@@ -107,7 +109,8 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         type=_number(1, MAX_TIMEOUT_SECONDS),
         default=300.0,
         metavar="S",
-        help="deadline for the whole listing, retries of throttling and 5xx included (300)",
+        help=f"deadline for the whole listing, retries of throttling and 5xx included; an endpoint nothing can "
+        f"connect to is given up after {UNREACHABLE_GRACE_SECONDS:g} s (300, at most {MAX_TIMEOUT_SECONDS:g})",
     )
     return parser
 
