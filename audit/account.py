@@ -272,7 +272,8 @@ class Account:
             with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(wanted)))) as pool:
                 list(pool.map(one, wanted))
         if failures or len(listed) != len(wanted):
-            lines = _report(wanted, listed, failures) or [f"{len(wanted) - len(listed)} model(s) not listed"]
+            unexplained = f"audit incomplete, nothing is reported: {len(wanted) - len(listed)} model(s) not listed"
+            lines = _report(wanted, listed, failures) or [unexplained]
             raise AuditIncomplete([self.scrub(line) for line in lines])
         return {model: listed[model] for model in wanted}
 
