@@ -16,15 +16,37 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TextIO
+from typing import NoReturn, TextIO
 
-from .account import DOCUMENTED_MODELS, Account, AccountError, AuditIncomplete, normalise_time, parse_model_list
+from .account import (
+    DOCUMENTED_MODELS,
+    MAX_TIMEOUT_SECONDS,
+    UNREACHABLE_GRACE_SECONDS,
+    Account,
+    AccountError,
+    AuditIncomplete,
+    normalise_time,
+    parse_model_list,
+)
 from .reconcile import reconcile
 from .report import render_json, render_table, visible
 from .states import PROJECT, STDIN, StackState, StateError, read_backend, read_state_file
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_INCOMPLETE = 0, 1, 2
 PROG = "python -m audit"
+
+
+def prog_name(argv0: str) -> str:
+    """How the user called the audit: `python -m audit`, or the console script's own name."""
+    name = os.path.basename(argv0)
+    return PROG if name in ("", "-c", "__main__.py") else name
+
+
+class _Parser(argparse.ArgumentParser):
+    """Bad options in one line, like every other refusal of the audit (argparse prints the usage too)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_INCOMPLETE, f"{self.prog}: {message} (see --help)\n")
 
 
 def _number(minimum: float, maximum: float = math.inf, cast: Callable[[str], float] = float) -> Callable[[str], float]:
@@ -41,15 +63,16 @@ def _number(minimum: float, maximum: float = math.inf, cast: Callable[[str], flo
     return parse
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=PROG,
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=prog,
         description=(
             f"Read-only audit of every Qianfan TPM quota in the account against the state of every {PROJECT} stack: "
             "who owns each paid instance. Only DescribeTPMResource is ever sent."
         ),
         epilog="Exit codes: 0 clean, 1 findings, 2 the audit could not be completed. "
-        "Credentials: QIANFAN_ACCESS_KEY, QIANFAN_SECRET_KEY; endpoint: QIANFAN_CONSOLE_API_BASE_URL or --endpoint.",
+        "Credentials: QIANFAN_ACCESS_KEY, QIANFAN_SECRET_KEY (read-only QianfanServiceReadAccessPolicy is enough); "
+        "endpoint: QIANFAN_CONSOLE_API_BASE_URL or --endpoint.",
     )
     parser.add_argument(
         "--state",
@@ -83,23 +106,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--timeout-seconds",
-        type=_number(1),
+        type=_number(1, MAX_TIMEOUT_SECONDS),
         default=300.0,
         metavar="S",
-        help="deadline for the whole listing, retries of throttling and 5xx included (300)",
+        help=f"deadline for the whole listing, retries of throttling and 5xx included; an endpoint nothing can "
+        f"connect to is given up after {UNREACHABLE_GRACE_SECONDS:g} s (300, at most {MAX_TIMEOUT_SECONDS:g})",
     )
     return parser
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    prog = prog_name(sys.argv[0]) if argv is None else PROG
+    args = build_parser(prog).parse_args(argv)
     env = os.environ if environ is None else environ
     out = _Printer(sys.stdout, env)
-    err = _Printer(sys.stderr, env)
+    err = _Printer(sys.stderr, env, prefix=f"{prog}: ")
     try:
         return _run(args, env, out, err)
     except Exception as exc:  # noqa: BLE001 - a crash must still exit 2 ("incomplete"), never 1 ("findings")
-        err.line(f"{PROG}: audit could not be completed: unexpected {type(exc).__name__}: {exc}")
+        err.line(f"audit could not be completed: unexpected {type(exc).__name__}: {exc}")
         return EXIT_INCOMPLETE
 
 
@@ -107,7 +132,7 @@ def _run(args: argparse.Namespace, env: Mapping[str, str], out: _Printer, err: _
     try:
         states, notes = _read_states(args.state, args.backend)
     except StateError as exc:
-        err.line(f"{PROG}: {exc}")
+        err.line(str(exc))
         return EXIT_INCOMPLETE
     claims = [
         dataclasses.replace(claim, release_time=normalise_time(claim.release_time))
@@ -124,22 +149,21 @@ def _run(args: argparse.Namespace, env: Mapping[str, str], out: _Printer, err: _
             timeout_seconds=args.timeout_seconds,
         )
     except (ValueError, AccountError) as exc:
-        err.line(f"{PROG}: {exc}")
+        err.line(str(exc))
         return EXIT_INCOMPLETE
     err.scrubber = out.scrubber = account.scrub
     try:
         listings = account.list_models(models, int(args.concurrency))
     except AuditIncomplete as exc:
         for line in exc.lines:
-            err.line(f"{PROG}: {line}")
-        err.line(f"{PROG}: audit incomplete: nothing is reported (exit {EXIT_INCOMPLETE})")
+            err.line(line)
         return EXIT_INCOMPLETE
     audit = reconcile(listings, claims, warn_hours=args.warn_hours, now=datetime.now(UTC))
     audit = dataclasses.replace(audit, notes=(*notes, *audit.notes))
     if args.json:
         out.line(render_json(audit))
         for note in audit.notes:
-            err.line(f"{PROG}: note: {visible(note)}")
+            err.line(f"note: {visible(note)}")
     else:
         stacks = {state.stack for state in states if state.stack}
         out.line(
@@ -178,11 +202,18 @@ def _read_states(files: Sequence[str], backends: Sequence[str]) -> tuple[list[St
     return list(unique.values()), notes
 
 
+def _model_list(option: str, raw: str | None) -> tuple[str, ...]:
+    try:
+        return parse_model_list(raw)
+    except ValueError as exc:
+        raise ValueError(f"{option}: {exc}") from None
+
+
 def _models(requested: str | None, extra: str | None, in_states: Sequence[str]) -> list[str]:
-    known = list(dict.fromkeys([*DOCUMENTED_MODELS, *parse_model_list(extra), *in_states]))
+    known = list(dict.fromkeys([*DOCUMENTED_MODELS, *_model_list("--extra-models", extra), *in_states]))
     if requested is None:
         return known
-    chosen = list(parse_model_list(requested))
+    chosen = list(_model_list("--models", requested))
     if not chosen:
         raise ValueError("--models names no model")
     for model in chosen:
@@ -198,8 +229,9 @@ def _models(requested: str | None, extra: str | None, in_states: Sequence[str]) 
 class _Printer:
     """Prints with keys scrubbed and control characters (other than line breaks) made visible."""
 
-    def __init__(self, stream: TextIO, env: Mapping[str, str]) -> None:
+    def __init__(self, stream: TextIO, env: Mapping[str, str], prefix: str = "") -> None:
         self._stream = stream
+        self._prefix = prefix
         secrets = [env.get(name, "") for name in ("QIANFAN_ACCESS_KEY", "QIANFAN_SECRET_KEY")]
         self._secrets = [s for s in secrets if s.strip()]
         self.scrubber: Callable[[str], str] = self._scrub_env
@@ -212,4 +244,4 @@ class _Printer:
     def line(self, text: str) -> None:
         """`text` may span lines; whatever came from outside was made `visible` by the report."""
         shown = "\n".join(visible(line) for line in self.scrubber(self._scrub_env(text)).split("\n"))
-        print(shown, file=self._stream, flush=True)
+        print(self._prefix + shown, file=self._stream, flush=True)

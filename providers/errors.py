@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+import socket
 from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
@@ -36,6 +37,11 @@ class Kind(StrEnum):
     REJECTED = "rejected"  # any other 4xx: refused, for a reason Baidu does not document
     CONFIG = "config"  # nothing was sent: the provider is not set up to call Qianfan
     NOT_SENT = "not_sent"  # nothing was sent: the operation ran out of time first
+
+
+#: How the message of a request that never reached the endpoint begins: no connection was made
+#: (refused, no such host, no answer to the connection attempt). The Kind stays NO_ANSWER.
+NOT_CONNECTED = "could not connect"
 
 
 #: Kinds after which an idempotent action (everything but Purchase) is sent again.
@@ -115,7 +121,11 @@ def _hint(kind: Kind, code: str | None) -> str:
 
 
 class QianfanError(Exception):
-    """A failed Qianfan action; `str()` is one line with everything a user needs to act."""
+    """A failed Qianfan action; `str()` is one line with everything a user needs to act.
+
+    `code`, `message` and `request_id` may come from the answer (see `redacted`); `hint` is this
+    provider's own advice and never carries text from an answer or a key.
+    """
 
     def __init__(
         self,
@@ -166,26 +176,26 @@ class QianfanError(Exception):
         return QianfanError(self.action, self.kind, **fields)
 
     def redacted(self, settings: Settings) -> QianfanError:
-        """The same failure with every configured secret scrubbed from every text field.
+        """The same failure with every configured secret scrubbed from every field the answer filled.
 
         A misbehaving endpoint may echo the Authorization header into any field of its answer —
-        the code and the requestId included — so no field is trusted. The whole fields are scrubbed,
-        before any is cut short for display, so a cut can never leave part of a key behind.
+        the code and the requestId included — so none of them is trusted, whatever a key's length.
+        The whole fields are scrubbed, before any is cut short for display, so a cut can never leave
+        part of a key behind. The hint is not scrubbed: it is this provider's own advice, written
+        from constants and numbers, never from the answer or a key, and scrubbing it would turn
+        the placeholder `<AK>` into `<***>` when the access key happens to be `AK`.
         """
-        fields = (self.code, self.message, self.request_id, self.hint)
-        if all(value is None or redact(value, settings) == value for value in fields):
-            return self
-        return self.replace(
-            **{
-                name: redact(value, settings) if isinstance(value, str) else value
-                for name, value in (
-                    ("code", self.code),
-                    ("message", self.message),
-                    ("request_id", self.request_id),
-                    ("hint", self.hint),
-                )
-            }
-        )
+        fields = {"code": self.code, "message": self.message, "request_id": self.request_id}
+        scrubbed = {name: redact(value, settings) if value else value for name, value in fields.items()}
+        return self if scrubbed == fields else self.replace(**scrubbed)
+
+    @property
+    def not_connected(self) -> str | None:
+        """Why no connection to the endpoint could be made (so nothing was sent), or None."""
+        prefix = f"{NOT_CONNECTED} ("
+        if self.kind is Kind.NO_ANSWER and self.message.startswith(prefix) and self.message.endswith(")"):
+            return self.message[len(prefix) : -1]
+        return None
 
     @property
     def retryable(self) -> bool:
@@ -254,6 +264,9 @@ def from_sdk_exception(action: str, exc: BaseException) -> QianfanError:
             message=_text(getattr(exc, "error_msg", None)),
             request_id=_text(getattr(exc, "req_id", None)),
         )
+    unconnected = _why_not_connected(exc, requests.exceptions)
+    if unconnected:
+        return QianfanError(action, Kind.NO_ANSWER, message=f"{NOT_CONNECTED} ({unconnected})")
     if isinstance(exc, requests.exceptions.Timeout):
         return QianfanError(action, Kind.NO_ANSWER, message="no answer before the request timeout")
     if isinstance(exc, requests.exceptions.ConnectionError):
@@ -261,3 +274,31 @@ def from_sdk_exception(action: str, exc: BaseException) -> QianfanError:
     if isinstance(exc, requests.exceptions.RequestException):
         return QianfanError(action, Kind.NO_ANSWER, message=f"HTTP request failed ({type(exc).__name__})")
     return QianfanError(action, Kind.BAD_ANSWER, message=f"unexpected {type(exc).__name__} from the qianfan SDK")
+
+
+def _why_not_connected(exc: BaseException, errors: Any) -> str | None:
+    """Why no connection to the endpoint was made at all, when `requests` says so; else None.
+
+    `requests` wraps the socket's error two or three levels deep (ConnectionError → MaxRetryError →
+    NewConnectionError → ConnectionRefusedError), so the chain is walked, a bounded number of steps.
+    """
+    if isinstance(exc, errors.ProxyError):
+        return "the HTTP proxy could not be used"
+    if isinstance(exc, errors.ConnectTimeout):
+        return "the connection attempt timed out"
+    if not isinstance(exc, errors.ConnectionError):
+        return None
+    pending: list[BaseException] = [exc]
+    seen: set[int] = set()
+    while pending and len(seen) < 32:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(current, socket.gaierror):
+            return "host name not found"
+        linked = (*current.args, getattr(current, "reason", None), current.__cause__, current.__context__)
+        pending.extend(link for link in linked if isinstance(link, BaseException))
+    return None

@@ -1,5 +1,7 @@
 """The benchmark stays runnable (`python -m bench`); its timings are not asserted here — a
-benchmark prints figures, tests do not time things. Its counted figures are exact, so they are."""
+benchmark prints figures, tests do not time things. Its counted figures are exact, so they are,
+and so is what cannot depend on timing: the table's width, its progress, and an exit code that
+agrees with the table."""
 
 from __future__ import annotations
 
@@ -8,6 +10,13 @@ import subprocess
 import sys
 
 from hostdriver import PROJECT_ROOT
+
+
+def cell(table: str, measure: str) -> str:
+    """The qianfan-tpm cell of the row whose measure starts with `measure`."""
+    match = re.search(rf"^\| {re.escape(measure)}[^|]* \| ([^|]+?) +\|", table, re.M)
+    assert match, f"no row {measure!r} in\n{table}"
+    return match.group(1)
 
 
 def test_benchmark_runs_and_prints_its_table() -> None:
@@ -26,16 +35,39 @@ def test_benchmark_runs_and_prints_its_table() -> None:
     assert out.returncode in (0, 1), out.stderr  # 1 = a timing goal missed on this tiny, noisy run
     table = out.stdout
     assert "| measure " in table and "machine:" in table
-    assert "; 0 calls " in table, "a preview must make no API call"
-    assert re.search(r"\| qianfan SDK imported by import \+ Check +\| no ", table), "a preview imported the SDK"
-    # Each operation alone: exact counts.
-    assert "| 3 (Describe, Purchase, Describe)" in table
-    assert "| 4 (Describe, Resize, AutoRelease, Describe)" in table
-    assert "| size of __provider per resource" in table
+    assert all(len(line) <= 120 for line in table.splitlines()), "the table is wider than 120 columns"
+    # Progress: one line per step on stderr, in order, while the table waits for the end.
+    steps = re.findall(r"^python -m bench: \[(\d+)/(\d+)\] .+ [0-9.]+ s \(total \d+ s\)$", out.stderr, re.M)
+    assert [int(done) for done, _ in steps] == list(range(1, len(steps) + 1)) and len(steps) == int(steps[0][1])
+
+    assert cell(table, "preview: API calls") == "0", "a preview must make no API call"
+    assert cell(table, "qianfan SDK imported by import + Check") == "no", "a preview imported the SDK"
+    # Each operation alone: exact counts, and the calls themselves in the note under the table.
+    assert [cell(table, f"API calls per {op}, alone") for op in ("create", "update", "refresh", "delete")] == [
+        "3",
+        "4",
+        "1",
+        "2",
+    ]
+    notes = " ".join(line.strip() for line in table.splitlines())
+    assert (
+        "create = Describe, Purchase, Describe; update = Describe, Resize, AutoRelease, Describe; "
+        "refresh = Describe; delete = Release, Describe"
+    ) in notes
+    assert cell(table, "size of __provider per resource").endswith(" chars")
     # Shared listings: 4 creates of one model cost at most one listing before and one after besides
     # the purchases (more if the host's workers drift apart); 8 refreshes over 4 models, one each.
-    creates = re.search(r"4 creates of one model at once.*?\| [0-9.]+ s \((\d+) calls", table)
+    creates = re.fullmatch(r"[0-9.]+ \((\d+)\)", cell(table, "4 creates: API calls per create"))
     assert creates and 5 <= int(creates.group(1)) <= 12, table
-    refresh = re.search(r"refresh of 8 quotas over 4 models.*?\| [0-9.]+ s \((\d+) calls\)", table)
-    assert refresh and int(refresh.group(1)) == 4, table
-    assert "audit of 24 models x 50 instances" in table and "(1200 instances, 24 calls)" in table
+    assert cell(table, "refresh: API calls") == "4", table
+    assert "audit of 24 models x 50 instances" in table
+    assert (cell(table, "audit: API calls"), cell(table, "audit: instances listed")) == ("24", "1200")
+
+    # The exit code and the table agree: 1 exactly when some goal is marked missed, and no goal is
+    # marked met on a row the result line counts as missed.
+    marks = re.findall(r"\| ([✔~✘]) +\|$", table, re.M)
+    assert marks, table
+    result = re.search(r"^result: (\d+) goal\(s\) met, (\d+) within noise, (\d+) missed", table, re.M)
+    assert result, table
+    assert [int(n) for n in result.groups()] == [marks.count("✔"), marks.count("~"), marks.count("✘")]
+    assert out.returncode == (1 if "✘" in marks else 0), table

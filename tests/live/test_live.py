@@ -1,12 +1,15 @@
 """Live acceptance test against the real Qianfan. IT SPENDS MONEY.
 
 Skipped unless QIANFAN_LIVE_TEST=1, QIANFAN_ACCESS_KEY, QIANFAN_SECRET_KEY and QIANFAN_LIVE_MODEL are
-set. Buys 1 unit of QIANFAN_LIVE_MODEL with a releaseTime about an hour ahead (a dead-man switch if
-the test dies), resizes it to 2, moves and then cancels the release, releases it and checks that it
-is gone. Run it alone:
+set. Prints the endpoint it calls (QIANFAN_CONSOLE_API_BASE_URL, else Baidu's), then buys 1 unit of
+QIANFAN_LIVE_MODEL with a releaseTime about an hour ahead (a dead-man switch if the test dies),
+resizes it to 2, moves and then cancels the release, releases it and checks that it is gone. Run it
+alone:
 
     QIANFAN_LIVE_TEST=1 QIANFAN_LIVE_MODEL=ernie-speed-8k QIANFAN_ACCESS_KEY=... QIANFAN_SECRET_KEY=... \
         venv/bin/python -m pytest tests/live/test_live.py -m live -s
+
+tests/live/test_rehearsal.py runs this very test against a local sandbox, which costs nothing.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import pytest
 
 from hostdriver import HostError, ProviderHost
 from providers.release_time import format_release_time
+from providers.settings import DEFAULT_ENDPOINT, load_settings
 
 REQUIRED = ("QIANFAN_ACCESS_KEY", "QIANFAN_SECRET_KEY", "QIANFAN_LIVE_MODEL")
 pytestmark = [
@@ -28,17 +32,23 @@ pytestmark = [
         reason="live test: spends money; set QIANFAN_LIVE_TEST=1 and " + ", ".join(REQUIRED),
     ),
 ]
+#: The stack config the host is given; the rest comes from the environment, as in a real stack.
+CONFIG = {"qianfan:settleSeconds": "120"}
 
 
 def test_live_lifecycle_against_real_qianfan(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     model = os.environ["QIANFAN_LIVE_MODEL"]
-    with capsys.disabled():
-        print(f"\n*** LIVE TEST: buying 1 unit of {model} TPM quota on the real Qianfan. THIS SPENDS MONEY. ***")
     env = {
         k: os.environ[k]
         for k in ("QIANFAN_ACCESS_KEY", "QIANFAN_SECRET_KEY", "QIANFAN_CONSOLE_API_BASE_URL")
         if k in os.environ
     }
+    # Resolved as the provider resolves it, from the same config and environment, before anything is bought.
+    endpoint = load_settings(CONFIG, env).endpoint
+    where = f"{endpoint} (Baidu's console API)" if endpoint == DEFAULT_ENDPOINT else endpoint
+    with capsys.disabled():
+        print(f"\n*** LIVE TEST: calling {where} ***")
+        print(f"*** buying 1 unit of {model} TPM quota there. THIS SPENDS MONEY. ***")
     host = ProviderHost(tmp_path / "host.stderr", env=env)
     now = datetime.now(UTC)
     in_one_hour = format_release_time(now + timedelta(hours=1))
@@ -46,7 +56,7 @@ def test_live_lifecycle_against_real_qianfan(tmp_path: Path, capsys: pytest.Capt
     id_ = None
     outs: dict = {}
     try:
-        host.configure({"qianfan:settleSeconds": "120"})
+        host.configure(CONFIG)
         id_, outs = host.up({"model": model, "purchaseCount": 1, "releaseTime": in_one_hour})
         with capsys.disabled():
             print(f"*** bought {id_}; it releases itself at {in_one_hour} if this test dies ***")

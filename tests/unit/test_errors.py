@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 
 import pytest
 import requests
@@ -44,6 +45,43 @@ def test_transport_failures(exc: Exception, kind: Kind, text: str) -> None:
     assert err.kind is kind and not err.definitive_refusal
     assert text in str(err) and "\n" not in str(err)
     assert "HTTPConnectionPool" not in str(err)
+
+
+def unused_port() -> int:
+    """A port on 127.0.0.1 nothing listens on: bound once to get it, then closed."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def test_a_refused_connection_is_named_as_such() -> None:
+    """What `requests` really raises for a port nothing listens on (three levels of wrapping)."""
+    with pytest.raises(requests.exceptions.ConnectionError) as caught:
+        requests.get(f"http://127.0.0.1:{unused_port()}/v2/charge", timeout=5)
+    err = from_sdk_exception("DescribeTPMResource", caught.value)
+    assert str(err) == "DescribeTPMResource failed: could not connect (connection refused)"
+    assert err.kind is Kind.NO_ANSWER and err.retryable and err.not_connected == "connection refused"
+    assert err.replace(hint="later").not_connected == "connection refused"
+
+
+@pytest.mark.parametrize(
+    "exc, reason",
+    [
+        (
+            requests.exceptions.ConnectionError(OSError(socket.gaierror(-2, "Name or service not known"))),
+            "host name not found",
+        ),
+        (requests.exceptions.ConnectTimeout("connect timed out"), "the connection attempt timed out"),
+        (requests.exceptions.ProxyError("Unable to connect to proxy"), "the HTTP proxy could not be used"),
+        (requests.exceptions.ConnectionError("Connection aborted"), None),
+        (requests.exceptions.ReadTimeout("Read timed out"), None),
+    ],
+)
+def test_only_a_connection_never_made_counts_as_not_connected(exc: Exception, reason: str | None) -> None:
+    err = from_sdk_exception("DescribeTPMResource", exc)
+    assert err.kind is Kind.NO_ANSWER and err.not_connected == reason
+    assert QianfanError("DescribeTPMResource", Kind.SERVER, message="could not connect (x)").not_connected is None
 
 
 def test_request_error_keeps_qianfan_fields_and_drops_the_sdk_text() -> None:
@@ -293,7 +331,7 @@ def fields_of(err: QianfanError) -> list[str]:
     return [str(err), err.code or "", err.message, err.request_id or "", err.hint, *map(str, err.args)]
 
 
-def test_redacted_scrubs_a_key_from_every_field() -> None:
+def test_redacted_scrubs_a_key_from_every_field_of_the_answer() -> None:
     err = QianfanError(
         "DescribeTPMResource",
         Kind.AUTH,
@@ -301,13 +339,23 @@ def test_redacted_scrubs_a_key_from_every_field() -> None:
         code=f"Bad{SECRET_KEY}",
         message=f"Authorization: bce-auth-v1/{ACCESS_KEY}/2026 with {SECRET_KEY}",
         request_id=f"{ACCESS_KEY}-1",
-        hint=f"the key {SECRET_KEY} is wrong",
     )
     clean = err.redacted(SETTINGS)
     for text in fields_of(clean):
         assert ACCESS_KEY not in text and SECRET_KEY not in text
-    assert (clean.code, clean.request_id, clean.hint) == ("Bad***", "***-1", "the key *** is wrong")
-    assert (clean.action, clean.kind, clean.status) == ("DescribeTPMResource", Kind.AUTH, 403)
+    assert (clean.code, clean.request_id) == ("Bad***", "***-1")
+    assert clean.message == "Authorization: bce-auth-v1/***/2026 with ***"
+    assert (clean.action, clean.kind, clean.status, clean.hint) == ("DescribeTPMResource", Kind.AUTH, 403, err.hint)
+
+
+def test_redacted_keeps_the_placeholders_of_the_hint_whatever_the_keys() -> None:
+    """Keys as short as the placeholders: the answer's echo of them is scrubbed, the advice is not."""
+    short = Settings(access_key=Secret("AK"), secret_key=Secret("SK"))
+    err = QianfanError("DescribeTPMResource", Kind.AUTH, status=403, code="InvalidAccessKeyId", message="key AK, SK")
+    clean = err.redacted(short)
+    assert clean.message == "key ***, ***"
+    assert "qianfan:accessKey <AK>" in clean.hint and "qianfan:secretKey <SK>" in clean.hint
+    assert clean.hint == err.hint and "<***>" not in str(clean)
 
 
 def test_redacted_leaves_a_clean_error_alone() -> None:
