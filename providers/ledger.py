@@ -21,16 +21,20 @@ uncertain purchase whose instance, if one turns up, is named in the journal (`or
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from .clock import REAL, Clock
 from .deadline import Deadline
+from .settings import Settings, redact
 
 T = TypeVar("T")
 
@@ -105,10 +109,7 @@ class Cursor(Protocol):
 class Backend(Protocol):
     """A database that holds ledgers; `transaction()` is atomic and serialised across hosts."""
 
-    #: What messages call it, e.g. "ledger /home/u/.local/state/qianfan-tpm/ledger.sqlite3".
-    name: str
-
-    def transaction(self, account: str) -> Any: ...
+    def transaction(self, account: str) -> AbstractContextManager[Cursor]: ...
     def now(self) -> float: ...
     def close(self) -> None: ...
 
@@ -142,22 +143,40 @@ def _record(row: Sequence[Any]) -> PurchaseRecord:
 
 
 class Ledger:
-    """One account's view of a ledger, for one provider host. Thread-safe."""
+    """One account's view of a ledger, for one provider host. Thread-safe.
 
-    def __init__(self, backend: Backend, account: str, host: str, clock: Clock = REAL) -> None:
-        self.backend = backend
+    The database is opened at the first method that needs it (a purchase or an adoption), never at
+    a preview, a refresh or a destroy; a ledger that cannot be opened raises LedgerError each time.
+    """
+
+    def __init__(
+        self, open_backend: Callable[[], Backend], name: str, account: str, host: str, clock: Clock = REAL
+    ) -> None:
+        self._open_backend = open_backend
+        self.name = name
         self.account = account
         self.host = host
         self._clock = clock
+        self._opening = threading.Lock()
+        self._backend: Backend | None = None
         self._changed = threading.Condition()
         self._version = 0
 
     @property
-    def name(self) -> str:
-        return self.backend.name
+    def backend(self) -> Backend:
+        with self._opening:
+            if self._backend is None:
+                self._backend = self._open_backend()
+            return self._backend
 
     def now(self) -> float:
         return self.backend.now()
+
+    def close(self) -> None:
+        with self._opening:
+            if self._backend is not None:
+                self._backend.close()
+                self._backend = None
 
     @contextmanager
     def _tx(self) -> Iterator[Cursor]:
@@ -237,6 +256,42 @@ class Ledger:
         with self.backend.transaction(self.account) as cur:
             return self._purchase(cur, purchase_id)
 
+    # -- the journal ----------------------------------------------------------------------------
+    def journal(
+        self,
+        action: str,
+        model: str,
+        instance_id: str,
+        owner: Owner,
+        *,
+        request_id: str | None = None,
+        detail: str | None = None,
+    ) -> None:
+        """Record a change made to an instance (resized, rescheduled, released), for the audit."""
+        with self._tx() as cur:
+            cur.execute(
+                "INSERT INTO events (account, model, instance_id, action, project, stack, resource, host, at, "
+                "request_id, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    self.account,
+                    model,
+                    instance_id,
+                    action,
+                    owner.project,
+                    owner.stack,
+                    owner.resource,
+                    self.host,
+                    self.now(),
+                    request_id,
+                    detail,
+                ),
+            )
+            if action == "ReleaseTPMResource":
+                cur.execute(
+                    "UPDATE claims SET released_at = ? WHERE account = ? AND instance_id = ? AND released_at IS NULL",
+                    (self.now(), self.account, instance_id),
+                )
+
     # -- the gate and recoveries ----------------------------------------------------------------
     def gate_open(self, model: str) -> bool:
         with self.backend.transaction(self.account) as cur:
@@ -305,14 +360,22 @@ class Ledger:
         """Claim an instance for an adoption: None, or the owner that already holds it (refused)."""
         with self._tx() as cur:
             cur.execute(
-                "SELECT project, stack, resource FROM claims WHERE account = ? AND instance_id = ?",
+                "SELECT project, stack, resource, released_at FROM claims WHERE account = ? AND instance_id = ?",
                 (self.account, instance_id),
             )
             row = cur.fetchone()
-            if row is not None:
-                holder = Owner(row[0], row[1], row[2])
-                return None if holder == owner and owner.resource is not None else holder
-            self._claim(cur, instance_id, model, None, owner, self.now())
+            if row is None:
+                self._claim(cur, instance_id, model, None, owner, self.now())
+                return None
+            holder = Owner(row[0], row[1], row[2])
+            if row[3] is None and not (holder == owner and owner.resource is not None):
+                return holder
+            # Let go of (released, or forgotten with the audit), or this very resource's: it takes it.
+            cur.execute(
+                "UPDATE claims SET project = ?, stack = ?, resource = ?, purchase_id = NULL, claimed_at = ?, "
+                "released_at = NULL WHERE account = ? AND instance_id = ?",
+                (owner.project, owner.stack, owner.resource, self.now(), self.account, instance_id),
+            )
             return None
 
     # -- waiting --------------------------------------------------------------------------------
@@ -394,27 +457,29 @@ _SQLITE_TABLES = (
 class SqliteBackend:
     """A ledger in one SQLite database: in memory (this process only) or a file (this machine)."""
 
-    def __init__(self, path: str | None, clock: Clock = REAL) -> None:
+    def __init__(self, path: str | None, name: str, clock: Clock = REAL) -> None:
         self._clock = clock
         self._lock = threading.Lock()
-        self.name = f"ledger {path}" if path is not None else "ledger in memory"
+        self.name = name
+        if path is not None:
+            _make_parent(path, name)
         try:
             self._conn = sqlite3.connect(
-                path or ":memory:", timeout=30.0, isolation_level=None, check_same_thread=False
+                path or ":memory:", timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
             )
-            self._conn.execute("PRAGMA busy_timeout=30000")
+            self._conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_SECONDS * 1000)}")
             if path is not None:
-                self._conn.execute("PRAGMA journal_mode=WAL")
+                _wal(self._conn, name)
                 self._conn.execute("PRAGMA synchronous=NORMAL")
             self._initialise()
         except sqlite3.Error as exc:
-            raise LedgerError(f"{self.name}: cannot be used ({' '.join(str(exc).split())})") from None
+            raise LedgerError(f"{self.name}: cannot be used ({_sqlite_problem(exc)})") from None
 
     def now(self) -> float:
         return self._clock.wall()
 
     @contextmanager
-    def transaction(self, account: str) -> Iterator[sqlite3.Cursor]:
+    def transaction(self, account: str) -> Iterator[Cursor]:
         with self._lock:
             cur = self._conn.cursor()
             try:
@@ -426,7 +491,7 @@ class SqliteBackend:
                     raise
                 cur.execute("COMMIT")
             except sqlite3.Error as exc:
-                raise LedgerError(f"{self.name}: {' '.join(str(exc).split())}") from None
+                raise LedgerError(f"{self.name}: {_sqlite_problem(exc)}") from None
             finally:
                 cur.close()
 
@@ -441,11 +506,7 @@ class SqliteBackend:
                     f"{self.name}: another program's SQLite database (application id {application_id}, tables: "
                     f"{', '.join(sorted(tables)[:8]) or 'none'}); give the ledger a file of its own"
                 )
-            if version > SCHEMA_VERSION:
-                raise LedgerError(
-                    f"{self.name}: made by a newer qianfan-tpm (ledger schema {version}, this one knows "
-                    f"{SCHEMA_VERSION}); upgrade this project or give it a ledger of its own"
-                )
+            _check_version(version, self.name)
             for statement in _SQLITE_TABLES:
                 cur.execute(statement)
             cur.execute(f"PRAGMA application_id = {SQLITE_APPLICATION_ID}")
@@ -456,6 +517,218 @@ class SqliteBackend:
             self._conn.close()
 
 
+#: How long a SQLite ledger waits for another host's transaction (they last milliseconds).
+BUSY_TIMEOUT_SECONDS = 10.0
+
+
+def _wal(conn: sqlite3.Connection, name: str) -> None:
+    """Switch to WAL once; SQLite answers "locked" at once (no busy wait) while another connection
+    opens the same new file, so that moment is waited out, bounded."""
+    deadline = Deadline(BUSY_TIMEOUT_SECONDS)
+    attempt = 0
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or not deadline.sleep(min(0.5, 0.02 * 2**attempt), reserve=0.0):
+                raise
+            attempt += 1
+
+
+def _make_parent(path: str, name: str) -> None:
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise LedgerError(f"{name}: cannot create its directory ({exc.strerror or exc})") from None
+
+
+def _sqlite_problem(exc: sqlite3.Error) -> str:
+    text = " ".join(str(exc).split())
+    if "not a database" in text or "malformed" in text:
+        return f"{text}: the file is corrupt or not a SQLite database"
+    if "locked" in text or "busy" in text:
+        return f"{text}: another process held it for more than {BUSY_TIMEOUT_SECONDS:g}s"
+    if "readonly" in text or "read-only" in text:
+        return f"{text}: the file or its directory is not writable"
+    return text
+
+
+def _check_version(version: int, name: str) -> None:
+    if version > SCHEMA_VERSION:
+        raise LedgerError(
+            f"{name}: made by a newer qianfan-tpm (ledger schema {version}, this one knows {SCHEMA_VERSION}); "
+            "upgrade this project or give it a ledger of its own"
+        )
+
+
 def memory_ledger(host: str, clock: Clock = REAL) -> Ledger:
     """This host's own ledger (`qianfan:ledger: off`): coordination inside one host only."""
-    return Ledger(SqliteBackend(None, clock), account="", host=host, clock=clock)
+    name = "ledger in memory"
+    return Ledger(lambda: SqliteBackend(None, name, clock), name, account="", host=host, clock=clock)
+
+
+# -- PostgreSQL -----------------------------------------------------------------------------------------
+#: The PostgreSQL schema (namespace) the ledger's tables live in, so a shared database is not cluttered.
+PG_SCHEMA = "qianfan_tpm"
+_PG_TABLES = (
+    f"CREATE TABLE IF NOT EXISTS {PG_SCHEMA}.meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    f"CREATE TABLE IF NOT EXISTS {PG_SCHEMA}.purchases (id BIGSERIAL PRIMARY KEY, account TEXT NOT NULL, "
+    "model TEXT NOT NULL, units INTEGER NOT NULL, release_time TEXT, host TEXT NOT NULL, project TEXT, stack TEXT, "
+    "resource TEXT, sent_at DOUBLE PRECISION NOT NULL, deadline DOUBLE PRECISION NOT NULL, "
+    "server_sent DOUBLE PRECISION, server_ended DOUBLE PRECISION, state TEXT NOT NULL, instance_id TEXT, "
+    "request_id TEXT, detail TEXT, updated_at DOUBLE PRECISION NOT NULL)",
+    f"CREATE INDEX IF NOT EXISTS purchases_by_model ON {PG_SCHEMA}.purchases (account, model, state)",
+    f"CREATE TABLE IF NOT EXISTS {PG_SCHEMA}.claims (account TEXT NOT NULL, instance_id TEXT NOT NULL, "
+    "model TEXT NOT NULL, purchase_id BIGINT, project TEXT, stack TEXT, resource TEXT, "
+    "claimed_at DOUBLE PRECISION NOT NULL, released_at DOUBLE PRECISION, PRIMARY KEY (account, instance_id))",
+    f"CREATE TABLE IF NOT EXISTS {PG_SCHEMA}.gates (account TEXT NOT NULL, model TEXT NOT NULL, holder TEXT, "
+    "until DOUBLE PRECISION, PRIMARY KEY (account, model))",
+    f"CREATE TABLE IF NOT EXISTS {PG_SCHEMA}.events (id BIGSERIAL PRIMARY KEY, account TEXT NOT NULL, "
+    "model TEXT NOT NULL, instance_id TEXT NOT NULL, action TEXT NOT NULL, project TEXT, stack TEXT, "
+    "resource TEXT, host TEXT NOT NULL, at DOUBLE PRECISION NOT NULL, request_id TEXT, detail TEXT)",
+)
+_PG_APPLICATION = "qianfan-tpm ledger"
+#: Bounds of one PostgreSQL connection attempt and of one wait for another host's transaction.
+PG_CONNECT_TIMEOUT_SECONDS = 5
+PG_LOCK_TIMEOUT_SECONDS = 10
+
+
+class _QmarkCursor:
+    """A psycopg cursor that takes the `?` placeholders the ledger's SQL is written with."""
+
+    def __init__(self, cursor: Any) -> None:
+        self._cursor = cursor
+
+    def execute(self, sql: str, params: Sequence[Any] = (), /) -> Any:
+        return self._cursor.execute(sql.replace("?", "%s"), tuple(params))
+
+    def fetchone(self) -> Any:
+        return self._cursor.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return list(self._cursor.fetchall())
+
+
+class PostgresBackend:
+    """A ledger in a PostgreSQL database, for hosts on many machines (psycopg 3).
+
+    Transactions of one account are serialised by a transaction-level advisory lock on the account,
+    as SQLite's single writer serialises them. Times are the server's clock (measured once, at
+    connect, against this machine's), so hosts whose clocks differ agree on every deadline.
+    """
+
+    def __init__(self, url: str, name: str, scrub: Callable[[str], str], clock: Clock = REAL) -> None:
+        import psycopg  # the ledger's PostgreSQL driver; only imported for a postgresql:// ledger
+
+        self._psycopg = psycopg
+        self._clock = clock
+        self._lock = threading.Lock()
+        self.name = name
+        self._scrub = scrub
+        try:
+            self._conn = psycopg.connect(
+                url,
+                autocommit=True,
+                connect_timeout=PG_CONNECT_TIMEOUT_SECONDS,
+                options=f"-c lock_timeout={PG_LOCK_TIMEOUT_SECONDS * 1000} -c search_path={PG_SCHEMA}",
+                application_name="qianfan-tpm",
+            )
+        except psycopg.Error as exc:
+            raise LedgerError(f"{name}: cannot connect ({self._problem(exc)})") from None
+        try:
+            before = clock.wall()
+            row = self._conn.execute("SELECT extract(epoch from clock_timestamp())").fetchone()
+            after = clock.wall()
+            if row is None:
+                raise LedgerError(f"{name}: the server did not say what time it is")
+            self._offset = float(row[0]) - (before + after) / 2
+            self._initialise()
+        except psycopg.Error as exc:
+            self._conn.close()
+            raise LedgerError(f"{name}: cannot be used ({self._problem(exc)})") from None
+
+    def _problem(self, exc: Exception) -> str:
+        """The driver's words, one line, scrubbed of the URL's secrets (defence in depth)."""
+        return self._scrub(" ".join(str(exc).split())[:300]) or type(exc).__name__
+
+    def now(self) -> float:
+        return self._clock.wall() + self._offset
+
+    @contextmanager
+    def transaction(self, account: str) -> Iterator[Cursor]:
+        with self._lock:
+            try:
+                with self._conn.transaction():
+                    cur = self._conn.cursor()
+                    cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{_PG_APPLICATION}/{account}",))
+                    yield _QmarkCursor(cur)
+            except self._psycopg.Error as exc:
+                raise LedgerError(f"{self.name}: {self._problem(exc)}") from None
+
+    def _initialise(self) -> None:
+        with self._lock, self._conn.transaction():
+            cur = self._conn.cursor()
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{_PG_APPLICATION}/schema",))
+            cur.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (PG_SCHEMA,))
+            tables = {row[0] for row in cur.fetchall()}
+            if tables:
+                application = version = None
+                if "meta" in tables:
+                    cur.execute(f"SELECT name, value FROM {PG_SCHEMA}.meta")
+                    meta: dict[str, str] = {str(row[0]): str(row[1]) for row in cur.fetchall()}
+                    application, version = meta.get("application"), meta.get("schema")
+                if application != _PG_APPLICATION or version is None or not version.isdigit():
+                    raise LedgerError(
+                        f"{self.name}: schema {PG_SCHEMA} holds another program's tables "
+                        f"({', '.join(sorted(tables)[:8])}); give the ledger a database of its own"
+                    )
+                _check_version(int(version), self.name)
+            cur.execute(f"CREATE SCHEMA IF NOT EXISTS {PG_SCHEMA}")
+            for statement in _PG_TABLES:
+                cur.execute(statement)
+            cur.execute(
+                f"INSERT INTO {PG_SCHEMA}.meta (name, value) VALUES ('application', %s), ('schema', %s) "
+                "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                (_PG_APPLICATION, str(SCHEMA_VERSION)),
+            )
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+def postgres_ledger(
+    url: str, name: str, scrub: Callable[[str], str], account: str, host: str, clock: Clock = REAL
+) -> Ledger:
+    """The ledger of hosts on many machines: `name` shows the URL without its password."""
+    return Ledger(lambda: PostgresBackend(url, name, scrub, clock), name, account, host, clock)
+
+
+# -- which ledger, for which account ----------------------------------------------------------------------
+def account_key(settings: Settings) -> str:
+    """Hosts coordinate per endpoint and account: the endpoint (for the sandbox, its database) and a
+    keyed hash of the access key — HMAC-SHA256 keyed by the secret key, so the ledger holds nothing
+    from which the key pair, or even the access key, can be read back or confirmed without the secret key."""
+    where = f"sandbox:{Path(settings.sandbox_path).expanduser().absolute()}" if settings.sandbox else settings.endpoint
+    access = settings.access_key.reveal() if settings.access_key else ""
+    secret = settings.secret_key.reveal() if settings.secret_key else ""
+    digest = hmac.new(secret.encode(), f"qianfan-tpm ledger account\n{access}".encode(), hashlib.sha256)
+    return f"{where}#{digest.hexdigest()[:32]}"
+
+
+def ledger_for(settings: Settings, host: str, clock: Clock = REAL) -> Ledger:
+    """The ledger `qianfan:ledger` names, opened at its first use."""
+    where = settings.ledger
+    if where.kind == "postgresql" and where.url is not None:
+        url = where.url.reveal()
+        return postgres_ledger(
+            url, where.describe(), lambda text: redact(text, settings), account_key(settings), host, clock
+        )
+    if where.kind == "sqlite" and where.path is not None:
+        path = str(Path(where.path).expanduser())
+        return Ledger(
+            lambda: SqliteBackend(path, where.describe(), clock), where.describe(), account_key(settings), host, clock
+        )
+    return memory_ledger(host, clock)

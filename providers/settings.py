@@ -12,8 +12,9 @@ import os
 import re
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from .fields import MAX_UNITS
 from .messages import NAME_CUTOFF, likeness, listed, show, show_name
@@ -82,6 +83,31 @@ class Secret:
         raise TypeError("a Secret is never pickled: it would end up in Pulumi state")
 
 
+#: `qianfan:ledger` value that turns the shared ledger off (this host coordinates with itself only).
+LEDGER_OFF = "off"
+#: The environment variable naming the ledger when the stack config does not (CI runners, say).
+LEDGER_ENV = "QIANFAN_TPM_LEDGER"
+#: The ledger's file, per user, when nothing names one and the endpoint is not the sandbox.
+LEDGER_FILE = "qianfan-tpm/ledger.sqlite3"
+
+
+@dataclass(frozen=True)
+class LedgerSetting:
+    """Where the hosts sharing a Qianfan account coordinate their purchases (`providers/ledger.py`)."""
+
+    kind: str = LEDGER_OFF  # "off", "sqlite" or "postgresql"
+    path: str | None = None  # a SQLite file
+    url: Secret | None = None  # a PostgreSQL URL: it may hold a password, so it is a secret
+
+    def describe(self) -> str:
+        """How messages name it: the file, or the URL without its password."""
+        if self.kind == "sqlite" and self.path is not None:
+            return f"ledger {Path(self.path).expanduser().absolute()}"
+        if self.kind == "postgresql" and self.url is not None:
+            return f"ledger {_shown_postgres_url(self.url.reveal())}"
+        return "ledger in memory (qianfan:ledger off)"
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the provider needs to talk to Qianfan, resolved once per provider host."""
@@ -98,6 +124,7 @@ class Settings:
     listing_max_age_seconds: float = DEFAULT_LISTING_MAX_AGE_SECONDS
     #: Why API calls are refused although the settings are valid (None: they are allowed).
     calls_refused: str | None = None
+    ledger: LedgerSetting = LedgerSetting()
 
     @property
     def sandbox(self) -> bool:
@@ -106,7 +133,13 @@ class Settings:
     @property
     def redactions(self) -> tuple[Secret, ...]:
         """Secret values to scrub from any text that leaves the provider (defence in depth)."""
-        return tuple(secret for secret in (self.access_key, self.secret_key) if secret)
+        secrets = [secret for secret in (self.access_key, self.secret_key) if secret]
+        if self.ledger.url is not None:
+            secrets.append(self.ledger.url)
+            password = urlsplit(self.ledger.url.reveal()).password
+            if password:
+                secrets.extend({Secret(password), Secret(unquote(password))})
+        return tuple(secrets)
 
 
 #: The provider's namespace in the stack config: its settings are `qianfan:<name>`.
@@ -126,6 +159,7 @@ SETTINGS: Mapping[str, str | None] = {
     "settleSeconds": None,
     "maxPurchaseCount": None,
     "listingMaxAgeSeconds": None,
+    "ledger": LEDGER_ENV,
 }
 
 _T = TypeVar("_T")
@@ -201,6 +235,7 @@ def load_settings(config: Mapping[str, Any], environ: Mapping[str, str] | None =
         0.0,
     )
     sandbox_path = pick("sandboxPath") or DEFAULT_SANDBOX_PATH
+    ledger = checked(lambda: _ledger(pick("ledger"), endpoint == SANDBOX_ENDPOINT, sandbox_path, env), LedgerSetting())
     if problems or timeout is None or settle is None:
         raise SettingsError(*problems)
     refused = None
@@ -222,6 +257,7 @@ def load_settings(config: Mapping[str, Any], environ: Mapping[str, str] | None =
         settle_seconds=settle,
         listing_max_age_seconds=max_age,
         calls_refused=refused,
+        ledger=ledger,
     )
 
 
@@ -317,8 +353,16 @@ def _distance(text: str, ours: str) -> int:
 
 
 _UNSAFE_URL_CHARACTERS = re.compile(r"[\s\x00-\x1f\x7f]")
-#: The user:password part of a URL, never echoed: it may be a key.
-_USERINFO = re.compile(r"//[^/?#]*@")
+#: Everything between `//` and the last `@` of a URL: the user:password part, never echoed (it may be
+#: a key). Greedy on purpose: a password may hold `/`, `?`, `#` or `@` itself.
+_USERINFO = re.compile(r"//.*@", re.S)
+
+
+def mask_url(raw: str) -> str:
+    """A URL as it may be shown: whatever could be its credentials replaced by `***`."""
+    return _USERINFO.sub("//***@", raw)
+
+
 #: A plain decimal number in ASCII (float() would also take '1_000', '١٠', 'inf', 'nan').
 _DECIMAL = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
 
@@ -332,7 +376,7 @@ def _endpoint(raw: str) -> str:
     if problem:
         raise SettingsError(
             f"stack config qianfan:endpoint (or {ENDPOINT_ENV}) must be '{SANDBOX_ENDPOINT}' or an http(s) base URL "
-            f"such as {DEFAULT_ENDPOINT}, got {show(_USERINFO.sub('//***@', raw))}: {problem}"
+            f"such as {DEFAULT_ENDPOINT}, got {show(mask_url(raw))}: {problem}"
         )
     return endpoint
 
@@ -340,22 +384,76 @@ def _endpoint(raw: str) -> str:
 def _url_problem(url: str) -> str | None:
     if _UNSAFE_URL_CHARACTERS.search(url):
         return "it contains whitespace or control characters"
+    if "@" in url:  # before parsing: a password holding `#` or `/` would be read as a path or fragment
+        return "it must not carry credentials; use qianfan:accessKey and qianfan:secretKey"
     try:
         parts = urlsplit(url)
         port = parts.port  # raises ValueError for a port that is not a number in 0-65535
-    except ValueError as exc:
-        return f"it is not a valid URL ({exc})"
+    except ValueError:
+        return "it is not a valid URL (its host or port cannot be read)"  # the parser's words may quote it
     if parts.scheme not in ("http", "https"):
         return "the scheme must be http or https"
     if not parts.hostname:
         return "it names no host"
-    if parts.username is not None or parts.password is not None:
-        return "it must not carry credentials; use qianfan:accessKey and qianfan:secretKey"
     if port == 0:
         return "port 0 cannot be connected to"
     if parts.query or parts.fragment:
         return "it must not have a query or fragment"
     return None
+
+
+_LEDGER_ALLOWED = (
+    "stack config qianfan:ledger (or QIANFAN_TPM_LEDGER) must be 'off', a SQLite file's path, sqlite:///<path> "
+    "or a postgresql://user:password@host:port/database URL"
+)
+
+
+def _ledger(raw: str | None, sandbox: bool, sandbox_path: str, env: Mapping[str, str]) -> LedgerSetting:
+    """`off`, a SQLite file (a plain path or `sqlite:///path`, as SQLAlchemy spells it: four slashes
+    for an absolute path), or PostgreSQL; unset, the machine's own file. A URL is never echoed."""
+    if raw is None:
+        if sandbox:  # the dev stack's ledger sits beside its sandbox, and goes when `.sandbox/` goes
+            return LedgerSetting("sqlite", str(Path(sandbox_path).parent / "ledger.sqlite3"))
+        state = env.get("XDG_STATE_HOME", "").strip() or str(Path("~/.local/state").expanduser())
+        return LedgerSetting("sqlite", str(Path(state) / LEDGER_FILE))
+    if raw.lower() == LEDGER_OFF:
+        return LedgerSetting(LEDGER_OFF)
+    scheme = raw.split("://", 1)[0].lower() if "://" in raw else ""
+    if scheme in ("postgresql", "postgres"):
+        problem = _postgres_problem(raw)
+        if problem:
+            raise SettingsError(f"{_LEDGER_ALLOWED}, got {show(_shown_postgres_url(raw))}: {problem}")
+        return LedgerSetting("postgresql", url=Secret(raw))
+    if scheme == "sqlite":
+        if not raw.lower().startswith("sqlite:///") or len(raw) <= len("sqlite:///"):
+            raise SettingsError(f"{_LEDGER_ALLOWED}, got {show(mask_url(raw))}: a sqlite URL is sqlite:///<path>")
+        return LedgerSetting("sqlite", raw[len("sqlite:///") :])
+    if scheme or _UNSAFE_URL_CHARACTERS.search(raw):
+        raise SettingsError(f"{_LEDGER_ALLOWED}, got {show(mask_url(raw))}")
+    return LedgerSetting("sqlite", raw)
+
+
+def _postgres_problem(url: str) -> str | None:
+    if _UNSAFE_URL_CHARACTERS.search(url):
+        return "it contains whitespace or control characters"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "its host or port cannot be read"
+    if not parts.hostname:
+        return "it names no host"
+    if port == 0:
+        return "port 0 cannot be connected to"
+    if parts.fragment:
+        return "it must not have a fragment"
+    return None
+
+
+def _shown_postgres_url(url: str) -> str:
+    """`postgresql://***@host:port/database`: what a message may say of a PostgreSQL URL (no user
+    or password, whatever characters the password holds; no query, which may carry one too)."""
+    return mask_url(url.split("?", 1)[0])
 
 
 def _number(raw: str | None, key: str, default: float, minimum: float, maximum: float) -> float:

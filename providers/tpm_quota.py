@@ -65,16 +65,18 @@ class _Runtime:
     def _built(self) -> tuple[QianfanClient, Listings, Purchases]:
         with self._lock:
             if self._parts is None:
+                import os
+                import socket
                 import uuid
 
                 from .client import QianfanClient
-                from .ledger import memory_ledger
+                from .ledger import ledger_for
                 from .listings import Listings
                 from .purchase import Purchases, QianfanPurchaseApi
 
                 client = QianfanClient(self.settings)
                 listings = Listings(client, self.settings.listing_max_age_seconds)
-                ledger = memory_ledger(host=uuid.uuid4().hex)
+                ledger = ledger_for(self.settings, host=f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}")
                 purchases = Purchases(QianfanPurchaseApi(client, listings), ledger, self.settings.settle_seconds)
                 self._parts = (client, listings, purchases)
             return self._parts

@@ -75,6 +75,22 @@ def plan_only_host(root: Path, **overrides: str) -> Iterator[ProviderHost]:
     assert not db.exists(), "Check/Diff made an API call (the sandbox was started)"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def private_state_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The provider's per-user ledger (`~/.local/state/qianfan-tpm/`) is this session's own: no test
+    writes to the home directory, and no earlier run's ledger is seen. Provider hosts inherit it."""
+    import os
+
+    state = tmp_path_factory.mktemp("state-home")
+    before = os.environ.get("XDG_STATE_HOME")
+    os.environ["XDG_STATE_HOME"] = str(state)
+    yield state
+    if before is None:
+        os.environ.pop("XDG_STATE_HOME", None)
+    else:
+        os.environ["XDG_STATE_HOME"] = before
+
+
 @pytest.fixture
 def sandbox_db(tmp_path: Path) -> Path:
     return tmp_path / "sandbox" / "qianfan.sqlite3"
@@ -114,11 +130,15 @@ def host(make_host: HostFactory) -> ProviderHost:
 
 
 @pytest.fixture
-def buy_elsewhere(make_host: HostFactory) -> Callable[[dict[str, Any]], str]:
-    """Buy a quota as another stack (another `pulumi up`, so another host process) would."""
+def buy_elsewhere(control) -> Callable[[dict[str, Any]], str]:
+    """Buy a quota outside any stack, as Baidu's console would: an instance no ledger records, for a
+    stack to adopt. (One bought by another stack's resource is held by it: see test_ledger_claims.)"""
 
     def buy(props: dict[str, Any]) -> str:
-        return make_host().up(props, name="elsewhere")[0]
+        instance_id: str = control.add_instance(
+            props["model"], int(props["purchaseCount"]), release_time=props.get("releaseTime")
+        )
+        return instance_id
 
     return buy
 

@@ -370,7 +370,7 @@ def test_numbers_are_plain_ascii_decimals(raw: str) -> None:
 # -- keys that no setting reads -------------------------------------------------------------------
 SETTING_NAMES = (
     "accessKey, secretKey, endpoint, extraModels, sandboxPath, timeoutSeconds, settleSeconds, maxPurchaseCount, "
-    "listingMaxAgeSeconds"
+    "listingMaxAgeSeconds, ledger"
 )
 
 
