@@ -10,6 +10,7 @@ provider host's start-up is part of the preview's cost (see `python -m bench`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -120,6 +121,19 @@ def rule_adopt_instance_id(value: Any, policy: Policy | None) -> str:
     return value.strip()
 
 
+#: What a URN looks like: `urn:pulumi:<stack>::<project>::<type>::<name>` (the type may hold `$`).
+_URN = re.compile(r"urn:pulumi:[^:\s]+::[^:\s]+::\S+::\S.*")
+
+
+def rule_owner_urn(value: Any, policy: Policy | None) -> str:
+    if not isinstance(value, str) or len(value) > 2048 or not value.isprintable() or not _URN.fullmatch(value):
+        raise ValueError(
+            "is set by TPMQuota itself (the resource's URN, `urn:pulumi:<stack>::<project>::<type>::<name>`), "
+            f"got {show(value)}"
+        )
+    return value
+
+
 # -- the table ----------------------------------------------------------------------------------------
 class OnChange(StrEnum):
     REPLACE = "replace"  # a new quota is bought, the old one released
@@ -142,6 +156,8 @@ class Field:
     what: str
     #: The rest of the docs' description (may use {models} and {forms}).
     details: str = ""
+    #: Set by the `TPMQuota` class itself, not a keyword users give (nor a key of a stack's quota list).
+    internal: bool = False
 
 
 INPUTS: tuple[Field, ...] = (
@@ -204,6 +220,19 @@ INPUTS: tuple[Field, ...] = (
         what="an existing instance to manage instead of buying one",
         details="Read at create only; see [Adoption](#adoption). One resource per instance.",
     ),
+    Field(
+        "ownerUrn",
+        "owner_urn",
+        str,
+        required=False,
+        default=None,
+        on_change=OnChange.IGNORE,
+        rule=rule_owner_urn,
+        what="the resource's own URN, set by `TPMQuota` (not a keyword)",
+        details="Recorded in the purchase ledger with each purchase, adoption and change, so the audit can name "
+        "the stack and resource that bought each quota. Never makes a diff.",
+        internal=True,
+    ),
 )
 
 
@@ -243,7 +272,8 @@ def check_props(news: Mapping[str, Any], policy: Policy) -> tuple[dict[str, Any]
     inputs: dict[str, Any] = {}
     for name in news:
         if name != PROVIDER_KEY and name not in BY_WIRE:
-            failures.append((name, f"is not a TPMQuota input; the inputs are {', '.join(INPUT_NAMES)}"))
+            given = ", ".join(spec.wire for spec in INPUTS if not spec.internal)
+            failures.append((name, f"is not a TPMQuota input; the inputs are {given}"))
     for spec in INPUTS:
         value = news.get(spec.wire)
         if is_unknown(value):

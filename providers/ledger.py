@@ -72,6 +72,16 @@ class Owner:
     stack: str | None = None
     resource: str | None = None
 
+    @classmethod
+    def of(cls, urn: object) -> Owner:
+        """The owner a resource's URN names (`urn:pulumi:<stack>::<project>::<type>::<name>`)."""
+        if not isinstance(urn, str) or not urn.startswith("urn:pulumi:"):
+            return cls()
+        parts = urn[len("urn:pulumi:") :].split("::")
+        if len(parts) < 4:
+            return cls()
+        return cls(project=parts[1], stack=parts[0], resource="::".join(parts[3:]))
+
     def describe(self) -> str:
         if self.resource is None:
             return "another TPMQuota" + (f" of stack {self.stack}" if self.stack else "")
@@ -454,6 +464,9 @@ _SQLITE_TABLES = (
 )
 
 
+_SQLITE_TABLE_NAMES = frozenset({"purchases", "claims", "gates", "events"})
+
+
 class SqliteBackend:
     """A ledger in one SQLite database: in memory (this process only) or a file (this machine)."""
 
@@ -463,6 +476,8 @@ class SqliteBackend:
         self.name = name
         if path is not None:
             _make_parent(path, name)
+            if Path(path).exists():
+                self._inspect(path)  # read-only first: not a byte is written to another program's file
         try:
             self._conn = sqlite3.connect(
                 path or ":memory:", timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
@@ -495,18 +510,34 @@ class SqliteBackend:
             finally:
                 cur.close()
 
+    def _inspect(self, path: str) -> None:
+        try:
+            conn = sqlite3.connect(f"{Path(path).absolute().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_SECONDS)
+        except sqlite3.Error as exc:
+            raise LedgerError(f"{self.name}: cannot be used ({_sqlite_problem(exc)})") from None
+        try:
+            self._refuse_foreign(conn.cursor())
+        except sqlite3.Error as exc:
+            raise LedgerError(f"{self.name}: cannot be used ({_sqlite_problem(exc)})") from None
+        finally:
+            conn.close()
+
+    def _refuse_foreign(self, cur: Cursor) -> None:
+        application_id = cur.execute("PRAGMA application_id").fetchone()[0]
+        version = cur.execute("PRAGMA user_version").fetchone()[0]
+        tables = {row[0] for row in cur.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        tables.discard("sqlite_sequence")
+        # Unmarked but with only the ledger's own tables: another host's first open, seen mid-way.
+        if application_id != SQLITE_APPLICATION_ID and (application_id != 0 or not tables <= _SQLITE_TABLE_NAMES):
+            raise LedgerError(
+                f"{self.name}: another program's SQLite database (application id {application_id}, tables: "
+                f"{', '.join(sorted(tables)[:8]) or 'none'}); give the ledger a file of its own"
+            )
+        _check_version(version, self.name)
+
     def _initialise(self) -> None:
         with self.transaction("") as cur:
-            application_id = cur.execute("PRAGMA application_id").fetchone()[0]
-            version = cur.execute("PRAGMA user_version").fetchone()[0]
-            tables = {row[0] for row in cur.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            tables.discard("sqlite_sequence")
-            if application_id != SQLITE_APPLICATION_ID and (application_id != 0 or tables):
-                raise LedgerError(
-                    f"{self.name}: another program's SQLite database (application id {application_id}, tables: "
-                    f"{', '.join(sorted(tables)[:8]) or 'none'}); give the ledger a file of its own"
-                )
-            _check_version(version, self.name)
+            self._refuse_foreign(cur)  # again, inside the write lock: another host may have been first
             for statement in _SQLITE_TABLES:
                 cur.execute(statement)
             cur.execute(f"PRAGMA application_id = {SQLITE_APPLICATION_ID}")

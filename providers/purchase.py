@@ -156,6 +156,10 @@ class Purchases:
         self._tickets: dict[int, _Ticket] = {}
 
     @property
+    def ledger(self) -> Ledger:
+        return self._ledger
+
+    @property
     def recovery_seconds(self) -> float:
         """What a recovery needs after a lost answer: the purchase request leaves it this (I4)."""
         return self._settle_seconds + CONFIRM_GAP_SECONDS + RECOVERY_LISTING_SECONDS

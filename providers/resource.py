@@ -7,6 +7,8 @@ table (`fields.INPUTS`, `fields.OUTPUTS`), and a unit test holds this signature 
 
 from __future__ import annotations
 
+from typing import Any
+
 import pulumi
 from pulumi.dynamic import Resource
 
@@ -18,7 +20,12 @@ _WIRE_NAMES = {spec.python: spec.wire for spec in INPUTS} | {output.python: outp
 _PYTHON_NAMES = {wire: python for python, wire in _WIRE_NAMES.items()}
 
 
-class TPMQuota(Resource, module="qianfan", name="TPMQuota"):
+#: The resource's module and name: its type token is `pulumi-python:dynamic/qianfan:TPMQuota`.
+MODULE, NAME = "qianfan", "TPMQuota"
+TYPE = f"pulumi-python:dynamic/{MODULE}:{NAME}"
+
+
+class TPMQuota(Resource, module=MODULE, name=NAME):
     """Tokens-per-minute quota for one Qianfan model, bought by the hour (post-paid).
 
     Changing `model` or `payment_timing` replaces the quota: Pulumi buys the new one before it
@@ -31,6 +38,7 @@ class TPMQuota(Resource, module="qianfan", name="TPMQuota"):
     release_time: pulumi.Output[str | None]
     payment_timing: pulumi.Output[str]
     adopt_instance_id: pulumi.Output[str | None]
+    owner_urn: pulumi.Output[str | None]
     instance_id: pulumi.Output[str]
     status: pulumi.Output[str]
     tpm: pulumi.Output[int]
@@ -48,7 +56,9 @@ class TPMQuota(Resource, module="qianfan", name="TPMQuota"):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         given = locals()
-        props = {spec.python: given[spec.python] for spec in INPUTS}
+        props: dict[str, Any] = {spec.python: given[spec.python] for spec in INPUTS if not spec.internal}
+        # Who this quota is, for the purchase ledger and the audit (never a diff).
+        props["owner_urn"] = pulumi.resource.create_urn(resource_name, TYPE, parent=opts.parent if opts else None)
         # Outputs computed by the provider: declared (as None) so that they resolve as attributes.
         props.update({output.python: None for output in OUTPUTS})
         super().__init__(TPMQuotaProvider(), resource_name, props, opts)

@@ -31,7 +31,7 @@ CONFIG_KEY = f"{PROJECT}:quotas"
 STACK_FILE = "stacks/Pulumi.<stack>.yaml"
 #: Pulumi resource options an entry may set, by their key in the entry.
 _OPTIONS = ("protect", "deleteBeforeReplace")
-_ENTRY_KEYS = ("name", *(spec.wire for spec in INPUTS), *_OPTIONS)
+_ENTRY_KEYS = ("name", *(spec.wire for spec in INPUTS if not spec.internal), *_OPTIONS)
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 _NAME_RULE = "1-63 letters, digits, '-', '_' or '.', starting with a letter or digit"
 _LIST_RULE = "must be a list of objects with name, model and purchaseCount"
@@ -171,6 +171,8 @@ def _entry(index: int, item: Any, names: set[str], adopted: dict[str, str], prob
         names.add(name)
     inputs: dict[str, Any] = {}
     for spec in INPUTS:
+        if spec.internal:
+            continue
         value = item.get(spec.wire)
         if value is None:
             if spec.required:

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from .deadline import Deadline
     from .inputs import Desired
     from .instances import Instance
+    from .ledger import Owner
     from .listings import Listings
     from .purchase import Purchases
 
@@ -61,6 +62,7 @@ class _Runtime:
         self.settings = settings
         self._lock = threading.Lock()
         self._parts: tuple[QianfanClient, Listings, Purchases] | None = None
+        self._journal_said = False
 
     def _built(self) -> tuple[QianfanClient, Listings, Purchases]:
         with self._lock:
@@ -97,6 +99,19 @@ class _Runtime:
         from .deadline import Deadline
 
         return Deadline(self.settings.timeout_seconds)
+
+    def journal(self, action: str, model: str, instance_id: str, owner: Owner, request_id: str | None = None) -> None:
+        """Write a change to the ledger's journal, best effort: a ledger that cannot be reached must
+        not fail a change Qianfan made (nor a destroy, which never needs the ledger); it is said once."""
+        from .ledger import LedgerError
+
+        try:
+            self.purchases.ledger.journal(action, model, instance_id, owner, request_id=request_id)
+        except LedgerError as err:
+            with self._lock:
+                said, self._journal_said = self._journal_said, True
+            if not said:
+                warn(f"{err}; the purchase journal misses what this run changed (the changes themselves were made)")
 
     def other_models(self, model: str) -> list[str]:
         return [m for m in allowed_models(self.settings.extra_models) if m != model]
@@ -192,13 +207,13 @@ class TPMQuotaProvider(ResourceProvider):
         deadline = rt.deadline()
         inputs = _desired(props)
         if inputs.adopt_instance_id:
-            instance = self._adopt(rt, inputs, inputs.adopt_instance_id, deadline)
+            instance = self._adopt(rt, inputs, props, inputs.adopt_instance_id, deadline)
             return CreateResult(instance.instance_id, self._outputs(inputs.to_props(), instance))
         from .ledger import Owner
         from .purchase import Spec
 
         spec = Spec(inputs.model, inputs.purchase_count, inputs.release_time)
-        instance_id = rt.purchases.buy(spec, Owner(), deadline).instance_id
+        instance_id = rt.purchases.buy(spec, Owner.of(props.get("ownerUrn")), deadline).instance_id
         try:
             instance = self._wait_visible(rt, inputs, instance_id, deadline)
             return CreateResult(instance_id, self._outputs(inputs.to_props(), instance))
@@ -258,14 +273,17 @@ class TPMQuotaProvider(ResourceProvider):
         model = props.get("model")
         if not isinstance(model, str) or not model:
             raise ProviderError(f"cannot release TPM quota {id_}: the state holds no model for it")
+        from .client import RELEASE
         from .deadline import wait_for
+        from .ledger import Owner
         from .listings import find_instance, look
 
         rt = self._rt()
         deadline = rt.deadline()
+        owner = Owner.of(props.get("ownerUrn"))
         try:
             with rt.listings.writing(model, deadline):
-                rt.client.release(model, id_, deadline)
+                request_id = rt.client.release(model, id_, deadline)
         except QianfanError as err:
             if err.kind not in (Kind.NOT_FOUND, Kind.REJECTED):
                 raise
@@ -279,6 +297,7 @@ class TPMQuotaProvider(ResourceProvider):
             if instance is None:
                 self._refuse_other_model(rt, id_, model, deadline, f"{err}. Nothing was released")
             rt.listings.released(model, id_)
+            rt.journal(RELEASE, model, id_, owner, err.request_id)
             return
         # Read after write (I2): the release counts once Qianfan shows the instance stopped or gone.
         window = rt.settings.settle_seconds
@@ -296,6 +315,7 @@ class TPMQuotaProvider(ResourceProvider):
                 "it in the Qianfan console)"
             )
         rt.listings.released(model, id_)
+        rt.journal(RELEASE, model, id_, owner, request_id)
 
     # -- create paths ----------------------------------------------------------------------------
     def _wait_visible(self, rt: _Runtime, inputs: Desired, instance_id: str, deadline: Deadline) -> Instance:
@@ -327,7 +347,9 @@ class TPMQuotaProvider(ResourceProvider):
             release_time_known=True,
         )
 
-    def _adopt(self, rt: _Runtime, inputs: Desired, instance_id: str, deadline: Deadline) -> Instance:
+    def _adopt(
+        self, rt: _Runtime, inputs: Desired, props: dict[str, Any], instance_id: str, deadline: Deadline
+    ) -> Instance:
         """Bring an existing instance under management: buy nothing, make it match the inputs."""
         from .ledger import Owner
         from .listings import find_elsewhere, find_instance
@@ -345,7 +367,9 @@ class TPMQuotaProvider(ResourceProvider):
                 f"adoptInstanceId {instance_id}: the instance is {found.status} (expired or released) and cannot "
                 "be adopted; remove adoptInstanceId to buy a new quota"
             )
-        rt.purchases.adopt(instance_id, inputs.model, Owner())
+        owner = Owner.of(props.get("ownerUrn"))
+        rt.purchases.adopt(instance_id, inputs.model, owner)
+        rt.journal("adopted", inputs.model, instance_id, owner)
         return self._converge(
             rt,
             instance_id,
@@ -370,14 +394,16 @@ class TPMQuotaProvider(ResourceProvider):
     ) -> Instance:
         """Resize and/or (re)schedule the release, the change that lowers the bill first, then
         confirm on the server that what was changed stuck (and only that)."""
+        from .ledger import Owner
         from .listings import find_instance
 
         changes = self._plan(rt, instance_id, inputs, units_now, release_now, release_known, deadline)
         applied: list[_Change] = []
+        owner = Owner.of(inputs.owner_urn)
         for change in changes:
             try:
                 with rt.listings.writing(inputs.model, deadline):
-                    change.apply()
+                    request_id = change.apply()
             except QianfanError as err:
                 if applied:
                     raise ProviderError(
@@ -390,6 +416,9 @@ class TPMQuotaProvider(ResourceProvider):
                         raise self._vanished(instance_id) from None
                 raise
             applied.append(change)
+            rt.journal(
+                change.action, inputs.model, instance_id, owner, request_id if isinstance(request_id, str) else None
+            )
         try:
             return self._confirm(rt, instance_id, inputs, {c.action for c in applied}, deadline)
         except (QianfanError, ProviderError) as err:

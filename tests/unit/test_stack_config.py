@@ -99,16 +99,25 @@ SAMPLES: dict[str, Any] = {
 }
 
 
+#: The inputs an entry of the quota list gives (the internal ones, TPMQuota sets itself).
+GIVEN = [spec for spec in INPUTS if not spec.internal]
+
+
 def test_every_input_of_the_table_is_accepted_by_its_wire_name() -> None:
-    wires = [spec.wire for spec in INPUTS]
+    wires = [spec.wire for spec in GIVEN]
     assert sorted(SAMPLES) == sorted(wires), f"give SAMPLES a valid value for {sorted(set(wires) - set(SAMPLES))}"
     (entry,) = parse_quota_plan([{"name": "all", **SAMPLES}])
-    assert set(entry.inputs) == {spec.python for spec in INPUTS}
-    for spec in INPUTS:
+    assert set(entry.inputs) == {spec.python for spec in GIVEN}
+    for spec in GIVEN:
         assert entry.inputs[spec.python] == spec.rule(SAMPLES[spec.wire], None)
 
 
-@pytest.mark.parametrize("spec", INPUTS, ids=lambda spec: spec.wire)
+def test_an_internal_input_is_no_key_of_an_entry() -> None:
+    message = refusal([{"name": "all", **SAMPLES, "ownerUrn": "urn:pulumi:dev::p::t::all"}])
+    assert "ownerUrn is not a quota field" in message
+
+
+@pytest.mark.parametrize("spec", GIVEN, ids=lambda spec: spec.wire)
 def test_a_bad_value_of_any_input_names_the_entry_and_the_field(spec: Any) -> None:
     message = refusal([{"name": "all", **SAMPLES, spec.wire: ["not", "a", "value"]}])
     assert message.startswith(f"stack config qianfan-tpm:quotas[0] ('all'): {spec.wire} ")
@@ -363,9 +372,9 @@ def test_an_adoption_by_an_entry_with_a_bad_name_is_still_counted() -> None:
     ids=["nested", "deep", "control", "huge-int", "unprintable-int", "-inf", "empty-key"],
 )
 def test_nested_garbage_in_every_field_is_named_field_by_field(garbage: Any) -> None:
-    entry = {"name": "g", **{spec.wire: garbage for spec in INPUTS}, "protect": garbage}
+    entry = {"name": "g", **{spec.wire: garbage for spec in GIVEN}, "protect": garbage}
     problems = problems_of([entry])
-    assert [p.split(": ", 1)[1].split(" ", 1)[0] for p in problems] == [*(spec.wire for spec in INPUTS), "protect"]
+    assert [p.split(": ", 1)[1].split(" ", 1)[0] for p in problems] == [*(spec.wire for spec in GIVEN), "protect"]
     assert all(len(p) < 600 and "\x1b" not in p and "\x00" not in p for p in problems)
 
 
