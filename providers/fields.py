@@ -305,7 +305,7 @@ def conflicts(values: Mapping[str, Any]) -> list[tuple[str, str]]:
         (
             spec.wire,
             f"cannot be set together with {spec.computes}: {spec.computes} is one fixed moment, {spec.wire} a "
-            f"duration after the purchase; keep one of them",
+            "duration after the purchase; keep one of them",
         )
         for spec in INPUTS
         if spec.computes is not None
