@@ -1,7 +1,8 @@
 """qianfan-tpm-guardrails: organisation-wide rules for Baidu Qianfan TPM quota, as a Pulumi policy pack.
 
 The provider guards one quota at a time; these rules are about whole stacks: quota outside
-long-lived stacks must have a release date, quota in them must be protected, a stack stays within
+long-lived stacks must be released on its own soon enough (a `releaseTime` or a `releaseAfter`),
+quota in them must be protected, a stack stays within
 its TPM budget, and only approved models are bought. The Pulumi CLI runs this file with
 `python -u -m pulumi.policy <engine> <this directory>`; constructing the PolicyPack serves the
 Analyzer gRPC interface and prints its port.
@@ -39,6 +40,7 @@ from tpm_inputs import (
     Absent,
     parse_release_time,
     read,
+    release_after_hours,
     show,
     stack_of,
     units,
@@ -46,7 +48,9 @@ from tpm_inputs import (
 
 
 def check_release_time(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    """Quota is billed by the hour until released; outside long-lived stacks a release date is the dead-man switch."""
+    """Quota is billed by the hour until released; outside long-lived stacks a release is the dead-man switch:
+    a `releaseTime` at most maxHoursAhead ahead, or a `releaseAfter` at most that long (the purchase is the
+    preview's `up`, and the provider fixes the instant when it sends it)."""
     config = release_time_config(args.get_config())
     if args.resource_type != TPM_QUOTA_TYPE:
         args.not_applicable("not a TPMQuota")
@@ -55,25 +59,42 @@ def check_release_time(args: ResourceValidationArgs, report: ReportViolation) ->
     if stack in config.long_lived_stacks:
         args.not_applicable(f'stack "{stack}" is long-lived ({RELEASE_TIME}.longLivedStacks)')
         return
-    value = read(args.props, "releaseTime")
-    if value is Absent.UNKNOWN:
+    value, after = read(args.props, "releaseTime"), read(args.props, "releaseAfter")
+    if Absent.UNKNOWN in (value, after):
         return
     limit = (
         f"the limit is {config.max_hours_ahead:g} h ahead (policy config {RELEASE_TIME}.maxHoursAhead); "
         f"stacks in {RELEASE_TIME}.longLivedStacks {show(list(config.long_lived_stacks))} are exempt"
     )
     where = f'TPMQuota "{args.name}" in stack "{stack}"'
-    if value is Absent.MISSING or value == "":
-        report(f"{where} has no releaseTime, so it is billed until someone deletes it; {limit}", args.urn)
-        return
+    given_time, given_after = value not in (Absent.MISSING, ""), after not in (Absent.MISSING, "")
+    if not given_time and not given_after:
+        report(
+            f"{where} has no releaseTime or releaseAfter, so it is billed until someone deletes it; {limit}", args.urn
+        )
+    for problem in (
+        _release_after_problem(after, config.max_hours_ahead) if given_after else None,
+        _release_time_problem(value, config.max_hours_ahead) if given_time else None,
+    ):
+        if problem:
+            report(f"{where}: {problem}; {limit}", args.urn)
+
+
+def _release_after_problem(value: object, max_hours: float) -> str | None:
+    try:
+        hours = release_after_hours(value)
+    except ValueError as exc:
+        return f"releaseAfter {show(value)} {exc}"
+    return f"releaseAfter {show(value)} is {hours:,.1f} h after the purchase" if hours > max_hours else None
+
+
+def _release_time_problem(value: object, max_hours: float) -> str | None:
     try:
         moment = parse_release_time(value)
     except ValueError as exc:
-        report(f"{where}: releaseTime {show(value)} {exc}; {limit}", args.urn)
-        return
-    hours_ahead = (moment - datetime.now(UTC)).total_seconds() / 3600
-    if hours_ahead > config.max_hours_ahead:
-        report(f"{where}: releaseTime {show(value)} is {hours_ahead:,.1f} h ahead; {limit}", args.urn)
+        return f"releaseTime {show(value)} {exc}"
+    hours = (moment - datetime.now(UTC)).total_seconds() / 3600
+    return f"releaseTime {show(value)} is {hours:,.1f} h ahead" if hours > max_hours else None
 
 
 def check_protected(args: ResourceValidationArgs, report: ReportViolation) -> None:
@@ -200,7 +221,8 @@ def policy_pack() -> None:
         policies=[
             ResourceValidationPolicy(
                 name=RELEASE_TIME,
-                description="Outside long-lived stacks, every TPMQuota has a releaseTime within maxHoursAhead.",
+                description="Outside long-lived stacks, every TPMQuota has a releaseTime or releaseAfter within "
+                "maxHoursAhead.",
                 validate=check_release_time,
                 enforcement_level=EnforcementLevel.MANDATORY,
                 config_schema=SCHEMAS[RELEASE_TIME],

@@ -31,7 +31,7 @@ _LONG_LIVED_STACKS = {
     "type": "array",
     "items": {"type": "string", "minLength": 1},
     "default": list(DEFAULT_LONG_LIVED_STACKS),
-    "description": "Stack names (as in resource URNs) whose quotas live on: no releaseTime needed, protect needed.",
+    "description": "Stack names (as in resource URNs) whose quotas live on: no release needed, protect needed.",
 }
 
 SCHEMAS = {
@@ -42,7 +42,8 @@ SCHEMAS = {
                 "type": "number",
                 "minimum": 1,
                 "default": DEFAULT_MAX_HOURS_AHEAD,
-                "description": "How far ahead of the preview a releaseTime may be, in hours.",
+                "description": "How far ahead of the preview a releaseTime may be, and the longest releaseAfter, in "
+                "hours.",
             },
         }
     ),

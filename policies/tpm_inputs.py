@@ -1,10 +1,11 @@
 """Reading a TPMQuota as the Pulumi engine hands it to a policy pack, without the provider's code.
 
 The pack must work on any stack that declares the resource, so it relies only on the wire contract:
-the type token, the input names (`model`, `purchaseCount`, `releaseTime`), numbers as floats,
-secrets already unwrapped by pulumi-policy, and values not known until apply raising pulumi-policy's
-`UnknownValueError` when read. The two `releaseTime` spellings are parsed here from Qianfan's
-documentation, not from `providers/`.
+the type token, the input names (`model`, `purchaseCount`, `releaseTime`, `releaseAfter`), numbers
+as floats, secrets already unwrapped by pulumi-policy, and values not known until apply raising
+pulumi-policy's `UnknownValueError` when read. The two `releaseTime` spellings are parsed here from
+Qianfan's documentation, and the `releaseAfter` durations from the resource's documentation
+(docs/resources/tpm_quota.md), not from `providers/`.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ RELEASE_TIME_FORMS = (
     "or 'YYYY-MM-DD HH:MM:SS' read as Beijing time (UTC+08:00)"
 )
 
+RELEASE_AFTER_FORMS = "whole days, hours and minutes, largest unit first, such as 8h, 1h30m or 3d"
+
+_DURATION = re.compile(r"(?:([0-9]+)d)?(?:([0-9]+)h)?(?:([0-9]+)m)?")
 _RFC3339 = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.\d+)?(?:([Zz])|([+-])(\d{2}):(\d{2}))$")
 _BEIJING_LOCAL = re.compile(r"^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})$")
 _URN = re.compile(r"^urn:pulumi:([^:]+)::[^:]+::.+$")
@@ -102,6 +106,22 @@ def parse_release_time(value: Any) -> datetime:
         return datetime(year, month, day, hour, minute, second, tzinfo=zone)
     except ValueError as exc:
         raise ValueError(f"is not a valid date and time ({exc})") from None
+
+
+def release_after_hours(value: Any) -> float:
+    """A `releaseAfter` (a duration after the purchase) in hours; ValueError names what is allowed.
+
+    Only the spelling is judged: the provider's own bounds (1h to 3650d) are its `check`'s business.
+    """
+    if not isinstance(value, str):
+        raise ValueError(f"is not a string; use {RELEASE_AFTER_FORMS}")
+    text = value.strip()
+    match = _DURATION.fullmatch(text)
+    if not text or match is None:
+        raise ValueError(f"is not a duration; use {RELEASE_AFTER_FORMS} (seconds are not accepted)")
+    # float() of a digit string of any length is finite or inf, never an error.
+    days, hours, minutes = (float(g) if g else 0.0 for g in match.groups())
+    return days * 24 + hours + minutes / 60
 
 
 def units(value: Any) -> int:

@@ -21,7 +21,16 @@ from pulumi.output import Unknown
 
 from .messages import show
 from .models import DOCUMENTED_MODELS, MODEL_ID, allowed_models, closest_model
-from .release_time import ALLOWED_FORMS, format_release_time, parse_release_time
+from .release_time import (
+    ALLOWED_FORMS,
+    DURATION_FORMS,
+    MAX_RELEASE_AFTER,
+    MIN_RELEASE_AFTER,
+    format_duration,
+    format_release_time,
+    normalise_duration,
+    parse_release_time,
+)
 
 #: Pulumi's wire value for "not known until apply" (pulumi.runtime.rpc.UNKNOWN).
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
@@ -104,6 +113,11 @@ def rule_release_time(value: Any, policy: Policy | None) -> str:
     return normalised
 
 
+def rule_release_after(value: Any, policy: Policy | None) -> str:
+    # Relative, so no clock is needed: the instant it gives is fixed when the purchase is sent.
+    return normalise_duration(value)
+
+
 def rule_payment_timing(value: Any, policy: Policy | None) -> str:
     if not isinstance(value, str) or value.strip() != PAYMENT_TIMING:
         raise ValueError(
@@ -158,6 +172,9 @@ class Field:
     details: str = ""
     #: Set by the `TPMQuota` class itself, not a keyword users give (nor a key of a stack's quota list).
     internal: bool = False
+    #: The input (by wire name) this one computes when set: the two exclude each other, and the
+    #: computed value is an output only — never compared with the absent input, never an input.
+    computes: str | None = None
 
 
 INPUTS: tuple[Field, ...] = (
@@ -197,6 +214,23 @@ INPUTS: tuple[Field, ...] = (
         details="{forms}. Stored normalised to RFC3339 in +08:00, so two spellings of one instant never make a "
         "diff. Must be in the future when new, changed, or on a replacement. Changed in place with "
         "`AutoReleaseTPMResource`; removing it cancels the scheduled release.",
+    ),
+    Field(
+        "releaseAfter",
+        "release_after",
+        str,
+        required=False,
+        default=None,
+        on_change=OnChange.UPDATE,
+        rule=rule_release_after,
+        what="how long after its purchase Qianfan releases the quota on its own (a dead-man switch)",
+        details=f"{DURATION_FORMS[0].upper()}{DURATION_FORMS[1:]}; at least {format_duration(MIN_RELEASE_AFTER)}, "
+        f"at most {format_duration(MAX_RELEASE_AFTER)}, stored in one spelling (`90m` is `1h30m`). The instant is "
+        "computed when the purchase is sent (rounded up to the second), sent with it and kept as the `releaseTime` "
+        "output; later runs leave it alone. A changed duration moves the release to the moment of that `pulumi up` "
+        "plus the new duration, in place with `AutoReleaseTPMResource`. Not together with `releaseTime`; see "
+        "[Release rules](#release-rules).",
+        computes="releaseTime",
     ),
     Field(
         "paymentTiming",
@@ -290,7 +324,23 @@ def check_props(news: Mapping[str, Any], policy: Policy) -> tuple[dict[str, Any]
         except ValueError as exc:
             failures.append((spec.wire, str(exc)))
             inputs[spec.wire] = value
+    failures.extend(conflicts(news))
     return inputs, failures
+
+
+def conflicts(values: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """An input given together with the one it computes: [(property, reason)]. A value unknown in
+    preview may still turn out absent, so only known values conflict."""
+    return [
+        (
+            spec.wire,
+            f"cannot be set together with {spec.computes}: {spec.computes} is one fixed moment, {spec.wire} a "
+            "duration after the purchase; keep one of them",
+        )
+        for spec in INPUTS
+        if spec.computes is not None
+        and all(values.get(name) is not None and not is_unknown(values[name]) for name in (spec.wire, spec.computes))
+    ]
 
 
 def comparable(props: Mapping[str, Any], spec: Field) -> Any:
@@ -307,13 +357,24 @@ def comparable(props: Mapping[str, Any], spec: Field) -> Any:
 
 
 def changed(olds: Mapping[str, Any], news: Mapping[str, Any], *, unknown_is_change: bool = True) -> list[Field]:
-    """The inputs whose change matters; an unknown value (preview) might be a change, for diff."""
+    """The inputs whose change matters; an unknown value (preview) might be a change, for diff.
+
+    An output computed by an input the new inputs set (the `releaseTime` of a `releaseAfter`) is
+    not theirs to change: only a change of the input that computes it is.
+    """
+    computed = _computed_by(news)
     return [
         spec
         for spec in INPUTS
         if spec.on_change is not OnChange.IGNORE
+        and spec.wire not in computed
         and (unknown_is_change if is_unknown(news.get(spec.wire)) else comparable(olds, spec) != comparable(news, spec))
     ]
+
+
+def _computed_by(props: Mapping[str, Any]) -> set[str]:
+    """The inputs that are outputs here, computed by another input that is set (or unknown)."""
+    return {spec.computes for spec in INPUTS if spec.computes is not None and props.get(spec.wire) is not None}
 
 
 def replaces(olds: Mapping[str, Any], news: Mapping[str, Any], *, unknown_is_change: bool = True) -> list[str]:
@@ -323,8 +384,16 @@ def replaces(olds: Mapping[str, Any], news: Mapping[str, Any], *, unknown_is_cha
 
 
 def known_inputs(props: Mapping[str, Any]) -> dict[str, Any]:
-    """The inputs present in a property bag (state, or outputs), by wire name."""
-    return {name: props[name] for name in INPUT_NAMES if props.get(name) is not None}
+    """The inputs present in a property bag (state, or outputs), by wire name; a value computed by
+    another input (the `releaseTime` of a `releaseAfter`) is an output, not an input."""
+    computed = _computed_by(props)
+    return {name: props[name] for name in INPUT_NAMES if props.get(name) is not None and name not in computed}
+
+
+def computed_outputs(props: Mapping[str, Any]) -> dict[str, Any]:
+    """The values in a property bag that its inputs computed (the `releaseTime` of a `releaseAfter`):
+    kept from state when Qianfan does not report them."""
+    return {name: props[name] for name in _computed_by(props) if props.get(name) is not None}
 
 
 def _description(spec: Field) -> str:

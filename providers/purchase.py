@@ -53,6 +53,7 @@ import contextlib
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import Enum
 from typing import Protocol
 
@@ -63,6 +64,7 @@ from .errors import Kind, ProviderError, QianfanError
 from .instances import Instance, describe_ids
 from .ledger import Ledger, LedgerError, Owner, PurchaseRecord, State
 from .listings import Listing, Listings
+from .release_time import format_duration, release_after
 
 #: How long past its own deadline a create waits for a recovery another create is running; the
 #: round is bounded by the earliest deadline of the pool, so this only covers the hand-over.
@@ -88,10 +90,21 @@ class Spec:
     model: str
     units: int
     release_time: str | None
+    #: `releaseAfter`: the release is this long after the purchase is sent (see `sent_at`).
+    release_after_seconds: float | None = None
 
     def describe(self) -> str:
         release = f", release at {self.release_time}" if self.release_time else ""
+        if self.release_after_seconds is not None:
+            release = f", release {format_duration(timedelta(seconds=self.release_after_seconds))} after purchase"
         return f"{self.model} instance(s) with {self.units} unit(s){release}"
+
+    def sent_at(self, wall: float) -> Spec:
+        """The spec as a purchase sent at `wall` (epoch seconds) asks for it: a relative release
+        becomes its instant, which the ledger records and the recovery matches."""
+        if self.release_after_seconds is None:
+            return self
+        return Spec(self.model, self.units, release_after(wall, self.release_after_seconds))
 
     @staticmethod
     def of(record: PurchaseRecord) -> Spec:
@@ -100,10 +113,12 @@ class Spec:
 
 @dataclass(frozen=True)
 class Bought:
-    """The instance a create got, and the requestId of the answer that gave it (if it came)."""
+    """The instance a create got, the requestId of the answer that gave it (if it came), and the
+    release its purchase was sent with (a `releaseAfter` resolved at sending)."""
 
     instance_id: str
     request_id: str | None
+    release_time: str | None = None
 
 
 class PurchaseApi(Protocol):
@@ -184,7 +199,7 @@ class Purchases:
                 throttled += 1
                 continue
             if outcome.outcome is _Outcome.BOUGHT and outcome.instance_id:
-                return Bought(outcome.instance_id, None)
+                return Bought(outcome.instance_id, None, outcome.spec.release_time)
             if outcome.outcome is _Outcome.FAILED:
                 raise ProviderError(outcome.message)
             if lost_once:
@@ -223,12 +238,13 @@ class Purchases:
                 self._api.list(model, deadline, not_before=waited)
                 listed = True
             sent, wall = clock.monotonic(), clock.wall()
+            sending = spec.sent_at(wall)  # each purchase sent fixes its own release
             server = self._api.server_clock
             try:
                 record = self._ledger.begin(
                     model,
-                    spec.units,
-                    spec.release_time,
+                    sending.units,
+                    sending.release_time,
                     owner,
                     seconds=deadline.remaining(),
                     server_sent=server.earliest(wall),
@@ -239,7 +255,7 @@ class Purchases:
             if record is not None:
                 break
         try:
-            receipt = self._api.purchase(spec, deadline, leave=self.recovery_seconds)
+            receipt = self._api.purchase(sending, deadline, leave=self.recovery_seconds)
         except QianfanError as err:
             if err.kind is Kind.THROTTLED or err.definitive_refusal:
                 self._end(record, State.REFUSED, detail=str(err))
@@ -254,11 +270,12 @@ class Purchases:
                 self._ledger.ended(record, State.BOUGHT, instance_id=receipt.instance_id, request_id=receipt.request_id)
             except LedgerError as err:
                 raise ProviderError(
-                    f"PurchaseTPMResource bought {receipt.instance_id} ({spec.describe()}), but {err}. It is billed "
-                    f"by the hour: set adoptInstanceId: {receipt.instance_id} on this quota and run `pulumi up` again"
+                    f"PurchaseTPMResource bought {receipt.instance_id} ({sending.describe()}), but {err}. It is "
+                    f"billed by the hour: set adoptInstanceId: {receipt.instance_id} on this quota and run `pulumi up` "
+                    "again"
                 ) from None
-            return Bought(receipt.instance_id, receipt.request_id)
-        ticket = _Ticket(record, spec, sent, deadline, failure)
+            return Bought(receipt.instance_id, receipt.request_id, sending.release_time)
+        ticket = _Ticket(record, sending, sent, deadline, failure)
         with self._cond:
             self._tickets[record] = ticket  # before the ledger shows it open: a leader must find it here
         try:

@@ -1,13 +1,18 @@
-"""The two spellings of `releaseTime` Qianfan accepts, and the one this project stores.
+"""The two spellings of `releaseTime` Qianfan accepts, and the one this project stores; the
+`releaseAfter` durations, and the instant one of them gives.
 
 Qianfan takes RFC3339 (`2030-01-25T12:30:30+08:00`) or `2030-01-25 12:30:30`; the zone of the
 second form is not stated, and Baidu's console runs on Beijing time, so it is read as UTC+08:00.
 Everything is normalised to RFC3339 in Beijing time so that two spellings of one instant compare
 equal in `diff` and never cause a spurious update.
+
+A `releaseAfter` is this project's own: a duration after the purchase, in whole minutes, hours and
+days (Qianfan bills by the hour, so seconds are refused), stored in one spelling (`90m` is `1h30m`).
 """
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -87,3 +92,75 @@ def normalise_if_possible(text: str) -> str:
         return normalise_release_time(text)
     except ValueError:
         return text
+
+
+DURATION_FORMS = "whole days, hours and minutes, largest unit first, such as 8h, 1h30m, 90m or 2d"
+#: No shorter release: Qianfan bills a started hour in full, and one create never takes longer
+#: than `qianfan:timeoutSeconds` (at most an hour), so the release cannot pass while the create
+#: that sent it still waits for the instance or recovers a lost answer (a test holds the two).
+MIN_RELEASE_AFTER = timedelta(hours=1)
+#: About ten years: a quota meant to live longer should have no release at all. Now plus this
+#: stays far inside `LATEST`.
+MAX_RELEASE_AFTER = timedelta(days=3650)
+_DURATION = re.compile(r"(?:([0-9]+)d)?(?:([0-9]+)h)?(?:([0-9]+)m)?")
+#: A number with more digits than this is far above the maximum: not converted (Python refuses
+#: to convert more than 4300 digits, and timedelta overflows long before).
+_MAX_DIGITS = 12
+_SECONDS = re.compile(r"[0-9dhm]*[0-9]+s")
+
+
+def parse_duration(text: object) -> timedelta:
+    """A `releaseAfter` as a timedelta within the bounds; ValueError says what is allowed."""
+    if not isinstance(text, str):
+        raise ValueError(f"must be a duration as text, {DURATION_FORMS}, got {show(text)}")
+    value = text.strip()
+    match = _DURATION.fullmatch(value)
+    if not value or match is None:
+        if _SECONDS.fullmatch(value):
+            raise ValueError(
+                f"{show(text)} counts seconds; Qianfan bills by the hour, so the smallest unit is m (minutes): "
+                f"use {DURATION_FORMS}"
+            )
+        raise ValueError(f"{show(text)} is not a duration; use {DURATION_FORMS}")
+    days, hours, minutes = (_number(g) for g in match.groups())
+    longest = MAX_RELEASE_AFTER // timedelta(minutes=1)
+    duration = timedelta(minutes=min((days * 24 + hours) * 60 + minutes, longest + 1))
+    if duration < MIN_RELEASE_AFTER:
+        raise ValueError(
+            f"{show(text)} is shorter than {format_duration(MIN_RELEASE_AFTER)}, the least this provider accepts "
+            "(Qianfan bills a started hour in full)"
+        )
+    if duration > MAX_RELEASE_AFTER:
+        raise ValueError(
+            f"{show(text)} is longer than {format_duration(MAX_RELEASE_AFTER)}, the most this provider accepts; "
+            "for a quota that lives on, leave releaseAfter out"
+        )
+    return duration
+
+
+def _number(digits: str | None) -> int:
+    if not digits:
+        return 0
+    return int(digits) if len(digits) <= _MAX_DIGITS else 10**_MAX_DIGITS
+
+
+def format_duration(duration: timedelta) -> str:
+    """The one stored spelling: days, hours, minutes, largest first, zero parts left out."""
+    minutes = int(duration.total_seconds()) // 60
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    parts = [f"{n}{unit}" for n, unit in ((days, "d"), (hours, "h"), (minutes, "m")) if n]
+    return "".join(parts) or "0m"
+
+
+def normalise_duration(text: object) -> str:
+    """Map any accepted spelling of a `releaseAfter` to the stored one."""
+    return format_duration(parse_duration(text))
+
+
+def release_after(wall: float, seconds: float) -> str:
+    """The release `seconds` after the moment `wall` (epoch seconds), in the stored spelling.
+
+    Rounded up to the whole second: the quota is held at least as long as asked.
+    """
+    return format_release_time(datetime.fromtimestamp(math.ceil(wall + seconds), UTC))

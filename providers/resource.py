@@ -30,12 +30,14 @@ class TPMQuota(Resource, module=MODULE, name=NAME):
 
     Changing `model` or `payment_timing` replaces the quota: Pulumi buys the new one before it
     releases the old one (two bills for a while) unless `delete_before_replace=True` is set in
-    `opts`. `purchase_count` and `release_time` change in place.
+    `opts`. `purchase_count`, `release_time` and `release_after` change in place; with
+    `release_after`, the `release_time` Output is the instant it gave.
     """
 
     model: pulumi.Output[str]
     purchase_count: pulumi.Output[int]
     release_time: pulumi.Output[str | None]
+    release_after: pulumi.Output[str | None]
     payment_timing: pulumi.Output[str]
     adopt_instance_id: pulumi.Output[str | None]
     owner_urn: pulumi.Output[str | None]
@@ -51,6 +53,7 @@ class TPMQuota(Resource, module=MODULE, name=NAME):
         model: pulumi.Input[str],
         purchase_count: pulumi.Input[int],
         release_time: pulumi.Input[str] | None = None,
+        release_after: pulumi.Input[str] | None = None,
         payment_timing: pulumi.Input[str] = PAYMENT_TIMING,
         adopt_instance_id: pulumi.Input[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .fields import INPUTS
+from .fields import INPUTS, conflicts
 from .messages import closest, listed, show, show_name
 from .settings import NAMESPACE, SETTINGS, SettingsError, key_label, load_settings, stray_keys
 
@@ -182,6 +182,8 @@ def _entry(index: int, item: Any, names: set[str], adopted: dict[str, str], prob
             inputs[spec.python] = spec.rule(value, None)
         except ValueError as exc:
             fail(spec.wire, str(exc))
+    for key, reason in conflicts(item):
+        fail(key, reason)
     adopt = inputs.get("adopt_instance_id")
     if adopt is not None:
         if adopt in adopted:

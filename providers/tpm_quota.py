@@ -37,11 +37,13 @@ from .fields import (
     changed,
     check_props,
     comparable,
+    computed_outputs,
     known_inputs,
     replaces,
 )
 from .messages import listed, warn
 from .models import allowed_models
+from .release_time import parse_duration, release_after
 from .settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
@@ -207,17 +209,21 @@ class TPMQuotaProvider(ResourceProvider):
         deadline = rt.deadline()
         inputs = _desired(props)
         if inputs.adopt_instance_id:
-            instance = self._adopt(rt, inputs, props, inputs.adopt_instance_id, deadline)
-            return CreateResult(instance.instance_id, self._outputs(inputs.to_props(), instance))
+            instance, release = self._adopt(rt, inputs, inputs.adopt_instance_id, deadline)
+            return CreateResult(instance.instance_id, self._outputs(self._asked(inputs, release), instance))
         from .ledger import Owner
         from .purchase import Spec
 
-        spec = Spec(inputs.model, inputs.purchase_count, inputs.release_time)
-        instance_id = rt.purchases.buy(spec, Owner.of(props.get("ownerUrn")), deadline).instance_id
+        after = parse_duration(inputs.release_after).total_seconds() if inputs.release_after else None
+        bought = rt.purchases.buy(
+            Spec(inputs.model, inputs.purchase_count, inputs.release_time, after), Owner.of(inputs.owner_urn), deadline
+        )
+        instance_id, release = bought.instance_id, bought.release_time
         try:
-            instance = self._wait_visible(rt, inputs, instance_id, deadline)
-            return CreateResult(instance_id, self._outputs(inputs.to_props(), instance))
+            instance = self._wait_visible(rt, inputs, instance_id, release, deadline)
+            return CreateResult(instance_id, self._outputs(self._asked(inputs, release), instance))
         except Exception as exc:  # noqa: BLE001 - a paid quota must never fail without its id
+            spec = Spec(inputs.model, inputs.purchase_count, release)
             raise ProviderError(
                 f"TPM quota {instance_id} ({spec.describe()}) was bought, but recording it failed "
                 f"({type(exc).__name__}: {exc}). It is billed by the hour: set adoptInstanceId: {instance_id} on "
@@ -249,7 +255,15 @@ class TPMQuotaProvider(ResourceProvider):
             return ReadResult(None, {})
         if instance.gone:
             return ReadResult(None, {})
-        outputs = self._outputs(known_inputs(props), instance)
+        after = props.get("releaseAfter")
+        if after and instance.release_time_known and not instance.release_time:
+            warn(
+                f"TPM quota {id_} ({model}) has releaseAfter {after}, but Qianfan shows no scheduled release "
+                "(cancelled outside Pulumi): it is billed until released. `pulumi up` leaves the release as it is "
+                "while releaseAfter is unchanged; change releaseAfter to schedule one again"
+            )
+        # A release that releaseAfter computed is an output: kept from state if Qianfan does not say.
+        outputs = self._outputs({**known_inputs(props), **computed_outputs(props)}, instance)
         return ReadResult(id_, outputs, known_inputs(outputs))
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
@@ -257,17 +271,23 @@ class TPMQuotaProvider(ResourceProvider):
         deadline = rt.deadline()
         inputs = _desired(news)
         self._owned(rt, id_, inputs.model, deadline)
-        units, release = BY_WIRE["purchaseCount"], BY_WIRE["releaseTime"]
+        units, release, after = BY_WIRE["purchaseCount"], BY_WIRE["releaseTime"], BY_WIRE["releaseAfter"]
+        release_now = comparable(olds, release)
+        if inputs.release_after is not None and comparable(olds, after) == inputs.release_after:
+            wanted = release_now  # the same duration: its instant stands, even one moved outside Pulumi
+        else:
+            wanted = self._release_from_now(inputs, deadline)
         instance = self._converge(
             rt,
             id_,
             inputs,
             units_now=comparable(olds, units),
-            release_now=comparable(olds, release),
+            release_now=release_now,
             release_known=True,
+            release=wanted,
             deadline=deadline,
         )
-        return UpdateResult(self._outputs(inputs.to_props(), instance))
+        return UpdateResult(self._outputs(self._asked(inputs, wanted), instance))
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         model = props.get("model")
@@ -318,7 +338,9 @@ class TPMQuotaProvider(ResourceProvider):
         rt.journal(RELEASE, model, id_, owner, request_id)
 
     # -- create paths ----------------------------------------------------------------------------
-    def _wait_visible(self, rt: _Runtime, inputs: Desired, instance_id: str, deadline: Deadline) -> Instance:
+    def _wait_visible(
+        self, rt: _Runtime, inputs: Desired, instance_id: str, release: str | None, deadline: Deadline
+    ) -> Instance:
         """Wait (bounded) until Describe shows the bought instance, which may be `Creating` first.
 
         If it never shows, the id is still returned: failing here would drop a paid quota from
@@ -343,14 +365,15 @@ class TPMQuotaProvider(ResourceProvider):
             status=PENDING,
             model=inputs.model,
             units=inputs.purchase_count,
-            release_time=inputs.release_time,
+            release_time=release,
             release_time_known=True,
         )
 
     def _adopt(
-        self, rt: _Runtime, inputs: Desired, props: dict[str, Any], instance_id: str, deadline: Deadline
-    ) -> Instance:
-        """Bring an existing instance under management: buy nothing, make it match the inputs."""
+        self, rt: _Runtime, inputs: Desired, instance_id: str, deadline: Deadline
+    ) -> tuple[Instance, str | None]:
+        """Bring an existing instance under management: buy nothing, make it match the inputs (a
+        `releaseAfter` counts from the adoption). Returns the instance and the release asked for."""
         from .ledger import Owner
         from .listings import find_elsewhere, find_instance
 
@@ -367,18 +390,21 @@ class TPMQuotaProvider(ResourceProvider):
                 f"adoptInstanceId {instance_id}: the instance is {found.status} (expired or released) and cannot "
                 "be adopted; remove adoptInstanceId to buy a new quota"
             )
-        owner = Owner.of(props.get("ownerUrn"))
+        owner = Owner.of(inputs.owner_urn)
         rt.purchases.adopt(instance_id, inputs.model, owner)
         rt.journal("adopted", inputs.model, instance_id, owner)
-        return self._converge(
+        release = self._release_from_now(inputs, deadline)
+        instance = self._converge(
             rt,
             instance_id,
             inputs,
             units_now=found.units,
             release_now=found.release_time,
             release_known=found.release_time_known,
+            release=release,
             deadline=deadline,
         )
+        return instance, release
 
     # -- shared by update and adoption -----------------------------------------------------------
     def _converge(
@@ -390,14 +416,16 @@ class TPMQuotaProvider(ResourceProvider):
         units_now: Any,
         release_now: Any,
         release_known: bool,
+        release: str | None,
         deadline: Deadline,
     ) -> Instance:
-        """Resize and/or (re)schedule the release, the change that lowers the bill first, then
-        confirm on the server that what was changed stuck (and only that)."""
+        """Resize and/or (re)schedule the release to `release` (what the inputs stand for now), the
+        change that lowers the bill first, then confirm on the server that what was changed stuck
+        (and only that)."""
         from .ledger import Owner
         from .listings import find_instance
 
-        changes = self._plan(rt, instance_id, inputs, units_now, release_now, release_known, deadline)
+        changes = self._plan(rt, instance_id, inputs, units_now, release_now, release_known, release, deadline)
         applied: list[_Change] = []
         owner = Owner.of(inputs.owner_urn)
         for change in changes:
@@ -420,7 +448,7 @@ class TPMQuotaProvider(ResourceProvider):
                 change.action, inputs.model, instance_id, owner, request_id if isinstance(request_id, str) else None
             )
         try:
-            return self._confirm(rt, instance_id, inputs, {c.action for c in applied}, deadline)
+            return self._confirm(rt, instance_id, inputs, release, {c.action for c in applied}, deadline)
         except (QianfanError, ProviderError) as err:
             if not applied or isinstance(err, _NotShown):
                 raise
@@ -439,6 +467,7 @@ class TPMQuotaProvider(ResourceProvider):
         units_now: Any,
         release_now: Any,
         release_known: bool,
+        release: str | None,
         deadline: Deadline,
     ) -> list[_Change]:
         from .client import AUTO_RELEASE, RESIZE
@@ -454,8 +483,8 @@ class TPMQuotaProvider(ResourceProvider):
                     bill,
                 )
             )
-        if not release_known or release_now != inputs.release_time:
-            wanted = inputs.release_time
+        if not release_known or release_now != release:
+            wanted = release
             if not release_known:
                 bill = 0
             elif wanted is None or release_now is None:
@@ -472,13 +501,15 @@ class TPMQuotaProvider(ResourceProvider):
             )
         return sorted(changes, key=lambda c: c.bill)
 
-    def _confirm(self, rt: _Runtime, instance_id: str, inputs: Desired, sent: set[str], deadline: Deadline) -> Instance:
+    def _confirm(
+        self, rt: _Runtime, instance_id: str, inputs: Desired, release: str | None, sent: set[str], deadline: Deadline
+    ) -> Instance:
         """Read after write: Describe must show each change that was sent within settleSeconds."""
         from .deadline import wait_for
         from .listings import find_instance, look
 
         def settled(found: Instance | None) -> bool:
-            return found is not None and (found.gone or not self._mismatches(found, inputs, sent))
+            return found is not None and (found.gone or not self._mismatches(found, inputs, release, sent))
 
         window = rt.settings.settle_seconds
         found = wait_for(
@@ -488,7 +519,7 @@ class TPMQuotaProvider(ResourceProvider):
             found = find_instance(rt.listings, inputs.model, instance_id, deadline)
         if found is None or found.gone:
             raise self._vanished(instance_id)
-        problems = self._mismatches(found, inputs, sent)
+        problems = self._mismatches(found, inputs, release, sent)
         if problems:
             raise _NotShown(
                 f"Qianfan accepted the change to {instance_id} but does not show it after {window:g}s: "
@@ -498,7 +529,7 @@ class TPMQuotaProvider(ResourceProvider):
         return found
 
     @staticmethod
-    def _mismatches(found: Instance, inputs: Desired, sent: set[str]) -> list[str]:
+    def _mismatches(found: Instance, inputs: Desired, release: str | None, sent: set[str]) -> list[str]:
         from .client import AUTO_RELEASE, RESIZE
 
         problems = []
@@ -506,9 +537,9 @@ class TPMQuotaProvider(ResourceProvider):
             problems.append(
                 f"{RESIZE} asked for {inputs.purchase_count} units, DescribeTPMResource reports {found.units}"
             )
-        if AUTO_RELEASE in sent and found.release_time_known and found.release_time != inputs.release_time:
+        if AUTO_RELEASE in sent and found.release_time_known and found.release_time != release:
             problems.append(
-                f"{AUTO_RELEASE} asked for release at {inputs.release_time or 'no scheduled time'}, "
+                f"{AUTO_RELEASE} asked for release at {release or 'no scheduled time'}, "
                 f"DescribeTPMResource reports {found.release_time or 'none'}"
             )
         return problems
@@ -554,6 +585,23 @@ class TPMQuotaProvider(ResourceProvider):
             f"TPM quota {instance_id} no longer exists (expired or released outside Pulumi); run `pulumi refresh` "
             "to drop it from state, then `pulumi up` buys a new one"
         )
+
+    @staticmethod
+    def _release_from_now(inputs: Desired, deadline: Deadline) -> str | None:
+        """The release the inputs ask for when set at this moment: `releaseTime` as given, or now
+        (the deadline's clock, as the purchase reads it) plus `releaseAfter`."""
+        if inputs.release_after is None:
+            return inputs.release_time
+        return release_after(deadline.clock.wall(), parse_duration(inputs.release_after).total_seconds())
+
+    @staticmethod
+    def _asked(inputs: Desired, release: str | None) -> dict[str, Any]:
+        """The inputs, and the release they stand for: a `releaseAfter`'s instant is the
+        `releaseTime` output."""
+        props = inputs.to_props()
+        if release is not None:
+            props["releaseTime"] = release
+        return props
 
     @staticmethod
     def _outputs(inputs: dict[str, Any], instance: Instance) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -61,16 +62,40 @@ def release_time(text: str) -> str:
     return moment.astimezone(BEIJING).isoformat()
 
 
+def release_after_seconds(text: str) -> int:
+    """A stack file's releaseAfter (`8h`, `1h30m`, `3d`) in seconds, as the resource page defines it."""
+    match = re.fullmatch(r"(?:([0-9]+)d)?(?:([0-9]+)h)?(?:([0-9]+)m)?", text)
+    assert match and text, f"not a releaseAfter: {text!r}"
+    days, hours, minutes = (int(g or 0) for g in match.groups())
+    return ((days * 24 + hours) * 60 + minutes) * 60
+
+
 def declared() -> dict[str, dict[str, Any]]:
-    """What stacks/Pulumi.dev.yaml declares, per quota name: model, units, release time or None."""
+    """What stacks/Pulumi.dev.yaml declares, per quota name: model, units, release time or None,
+    release after (as written, and in seconds) or None."""
     return {
         q["name"]: {
             "model": q["model"],
             "count": q["purchaseCount"],
             "releaseTime": release_time(q["releaseTime"]) if "releaseTime" in q else None,
+            "releaseAfter": q.get("releaseAfter"),
+            "seconds": release_after_seconds(q["releaseAfter"]) if "releaseAfter" in q else None,
         }
         for q in dev_stack_config()["qianfan-tpm:quotas"]
     }
+
+
+def assert_release_of(row: dict[str, Any], want: dict[str, Any]) -> str | None:
+    """The sandbox row's release is what the stack file asks for: the fixed time, or the moment the
+    purchase arrived (its startTime, whole seconds) plus releaseAfter, within the second the
+    provider rounds up by and the second a request takes. Returns the row's release."""
+    if want["seconds"] is None:
+        assert row["releaseTime"] == want["releaseTime"]
+        return row["releaseTime"]
+    after = datetime.fromisoformat(row["releaseTime"]) - datetime.fromisoformat(row["startTime"])
+    assert abs(after.total_seconds() - want["seconds"]) <= 2, (row, want)
+    assert row["releaseTime"].endswith("+08:00")
+    return str(row["releaseTime"])
 
 
 def urn_of(name: str) -> str:
@@ -116,9 +141,11 @@ def test_up_buys_one_instance_per_quota(
     assert len(rows) == len(plan)
     resources = state.by_name()
     assert sorted(resources) == sorted(plan)
+    released: dict[str, str | None] = {}  # the release each instance got, by quota name
     for name, want in plan.items():
         row = rows[resources[name].id]
-        assert (row["model"], row["count"], row["releaseTime"]) == (want["model"], want["count"], want["releaseTime"])
+        assert (row["model"], row["count"]) == (want["model"], want["count"])
+        released[name] = assert_release_of(row, want)
         assert row["paymentTiming"] == "Postpaid" and row["status"] in ("Creating", "Running") and not row["released"]
 
     # -- the program's exports resolved to what the host created ----------------------------------
@@ -143,10 +170,13 @@ def test_up_buys_one_instance_per_quota(
         inputs = {"model": want["model"], "purchaseCount": want["count"], "paymentTiming": "Postpaid"}
         if want["releaseTime"]:
             inputs["releaseTime"] = want["releaseTime"]
+        if want["releaseAfter"]:
+            inputs["releaseAfter"] = want["releaseAfter"]  # the input; the instant it gave is an output
         # TPMQuota names itself (its URN) for the purchase ledger: the same URN the engine gave it.
         assert resource.inputs == {**inputs, "ownerUrn": resource.urn, "__provider": blob}
         assert resource.outputs == {
             **resource.inputs,
+            **({"releaseTime": released[name]} if released[name] else {}),
             "instanceId": resource.id,
             "status": resource.outputs["status"],
             "tpm": want["count"] * UNIT_TPM,
@@ -157,10 +187,10 @@ def test_up_buys_one_instance_per_quota(
     # -- the calls: per create, as the resource page's lifecycle says (Describe, Purchase, Describe)
     sent = journal(control)
     assert len(sent) == 3 * len(plan)  # creates run concurrently: their requests interleave
-    for want in plan.values():
+    for name, want in plan.items():
         billing = {"paymentTiming": "Postpaid"}
-        if want["releaseTime"]:
-            billing["releaseTime"] = want["releaseTime"]
+        if released[name]:
+            billing["releaseTime"] = released[name]  # the instant, sent with the purchase
         assert [(a, b) for a, b in sent if b.get("model") == want["model"]] == [
             (DESCRIBE, {"model": want["model"]}),
             (PURCHASE, {"model": want["model"], "billing": billing, "purchaseCount": want["count"]}),
@@ -304,6 +334,7 @@ def test_a_stack_file_with_several_mistakes_fails_the_preview_naming_each(
     """All of them in one run, from the program, before any resource is declared or any call made."""
     quotas = json.loads(dev_config["qianfan-tpm:quotas"])
     quotas[0] = {**quotas[0], "purchaseCount": -3, "releaseTime": "soon", "protect": "yes"}
+    assert "releaseAfter" in quotas[0]  # so releaseTime is one release too many
     config = {
         **dev_config,
         "qianfan-tpm:quotas": json.dumps(quotas),
@@ -315,7 +346,7 @@ def test_a_stack_file_with_several_mistakes_fails_the_preview_naming_each(
     lines = str(caught.value).splitlines()
     name = quotas[0]["name"]
     assert lines == [
-        "5 problems in the stack config:",
+        "6 problems in the stack config:",
         "  stack config qianfan:maxPurchaseCnt is not a setting; did you mean qianfan:maxPurchaseCount?",
         "  stack config qianfan:secretKey is not set (nor QIANFAN_SECRET_KEY), but qianfan:accessKey is: only half a "
         "key pair is configured. Set it with `pulumi config set --secret qianfan:secretKey <SK>` or export "
@@ -325,6 +356,8 @@ def test_a_stack_file_with_several_mistakes_fails_the_preview_naming_each(
         f"  stack config qianfan-tpm:quotas[0] ('{name}'): releaseTime 'soon' is not a time Qianfan accepts; use "
         "RFC3339 with an explicit offset (2030-01-25T12:30:30+08:00 or 2030-01-25T04:30:30Z) or 'YYYY-MM-DD "
         "HH:MM:SS' read as Beijing time (UTC+08:00)",
+        f"  stack config qianfan-tpm:quotas[0] ('{name}'): releaseAfter cannot be set together with releaseTime: "
+        "releaseTime is one fixed moment, releaseAfter a duration after the purchase; keep one of them",
         f"  stack config qianfan-tpm:quotas[0] ('{name}'): protect must be true or false, got 'yes'",
     ]
     assert not sandbox_db.exists()

@@ -12,11 +12,15 @@ import ast
 import sys
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from hostdriver import ProviderHost
+from hostdriver import PROJECT_ROOT, ProviderHost, from_struct
+from hostdriver.program import engine_config, run_program
+from providers.stack_config import read_stack_config
 from tests.conftest import plan_only_host
 from tests.policies.analyzer_host import PACK_DIR, AnalyzerHost, Resource, secret
 
@@ -95,3 +99,55 @@ def test_the_pack_imports_only_itself_pulumi_policy_and_the_standard_library() -
                 imported.add(node.module.split(".")[0])
     local = {source.stem for source in PACK_DIR.glob("*.py")}
     assert imported - local - set(sys.stdlib_module_names) == {"pulumi_policy"}
+
+
+class CheckRecordingHost(ProviderHost):
+    """A provider host that keeps what each Check answered: the inputs the engine hands the pack."""
+
+    def __init__(self, stderr_path: Path) -> None:
+        super().__init__(stderr_path)
+        self.checked: dict[str, dict[str, Any]] = {}
+
+    def _rpc(self, method: str, request: Any) -> Any:
+        response = super()._rpc(method, request)
+        if method == "Check":
+            self.checked[request.urn] = from_struct(response.inputs)
+        return response
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_the_projects_own_stacks_pass_the_pack_at_its_defaults(stack: str, pack: AnalyzerHost, tmp_path: Path) -> None:
+    """`pulumi preview --policy-pack policies` of each committed stack file, rehearsed: the program
+    declares its quotas, the provider checks them, the pack judges the checked inputs. Encrypted
+    keys cannot be rehearsed and are left out (Check needs none); the endpoint is the sandbox, so
+    that no call could reach Qianfan (and none is made: the preview buys nothing)."""
+    raw = yaml.safe_load((PROJECT_ROOT / "stacks" / f"Pulumi.{stack}.yaml").read_text())["config"]
+    plain = {key: value for key, value in raw.items() if not (isinstance(value, dict) and "secure" in value)}
+    db = tmp_path / "sandbox.sqlite3"
+    config = engine_config({**plain, "qianfan:endpoint": "sandbox", "qianfan:sandboxPath": str(db)})
+    host = CheckRecordingHost(tmp_path / "host.stderr")
+    try:
+        host.configure(config)
+        plan = run_program(host, config, preview=True, stack=stack)
+    finally:
+        host.close()
+    assert not db.exists(), "the preview called the API"
+    protect = {entry.name: entry.protect for entry in read_stack_config(config, {})}  # as __main__ passes it
+    names = {step.urn: step.urn.rsplit("::", 1)[1] for step in plan.steps if step.op == "create"}
+    assert sorted(names.values()) == sorted(protect), "every quota of the stack file is declared"
+    quotas = [
+        # The engine sends Analyze no `__`-prefixed property (docs/policy-pack.md, "Edge cases").
+        Resource(
+            name,
+            {k: v for k, v in host.checked[urn].items() if not k.startswith("__")},
+            stack=stack,
+            protect=protect[name],
+        )
+        for urn, name in names.items()
+    ]
+    if stack != "prod":
+        assert all("releaseAfter" in q.props and "releaseTime" not in q.props for q in quotas)
+    pack.configure()  # the defaults: maxHoursAhead 720, longLivedStacks ["prod"]
+    for quota in quotas:
+        assert pack.analyze(quota).diagnostics == [], quota.name
+    assert pack.analyze_stack(quotas).diagnostics == []

@@ -21,7 +21,9 @@ MODELS = "tpm-quota-models"
 BEIJING = timezone(timedelta(hours=8))
 PROVIDER_BLOB = secret("gASVMgAAAAAAAACME3Byb3ZpZGVycy50cG1fcXVvdGGUjBBUUE1RdW90YVByb3ZpZGVylJOUKYGUfZRi")
 
-RELEASE_DESCRIPTION = "Outside long-lived stacks, every TPMQuota has a releaseTime within maxHoursAhead.\n"
+RELEASE_DESCRIPTION = (
+    "Outside long-lived stacks, every TPMQuota has a releaseTime or releaseAfter within maxHoursAhead.\n"
+)
 RELEASE_LIMIT = (
     "the limit is 720 h ahead (policy config tpm-quota-release-time.maxHoursAhead); "
     'stacks in tpm-quota-release-time.longLivedStacks ["prod"] are exempt'
@@ -68,14 +70,95 @@ def test_missing_release_time_is_a_mandatory_violation(pack: AnalyzerHost) -> No
     [violation] = pack.analyze(resource).diagnostics
     assert (violation.policy, violation.level, violation.urn) == (RELEASE, "mandatory", resource.urn)
     assert violation.message == (
-        RELEASE_DESCRIPTION + 'TPMQuota "chat" in stack "dev" has no releaseTime, so it is billed until someone '
-        "deletes it; " + RELEASE_LIMIT
+        RELEASE_DESCRIPTION + 'TPMQuota "chat" in stack "dev" has no releaseTime or releaseAfter, so it is billed '
+        "until someone deletes it; " + RELEASE_LIMIT
     )
 
 
 def test_empty_release_time_counts_as_missing(pack: AnalyzerHost) -> None:
     [violation] = pack.analyze(quota(releaseTime="")).diagnostics
-    assert "has no releaseTime" in violation.message
+    assert "has no releaseTime or releaseAfter" in violation.message
+    [violation] = pack.analyze(quota(releaseTime="", releaseAfter="")).diagnostics
+    assert "has no releaseTime or releaseAfter" in violation.message
+
+
+# -- tpm-quota-release-time: releaseAfter ---------------------------------------------------------
+AFTER_FORMS = "use whole days, hours and minutes, largest unit first, such as 8h, 1h30m or 3d"
+
+
+@pytest.mark.parametrize("release_after", ["8h", "3d", "1h30m", "720h", "30d", "29d23h59m", " 8h "])
+def test_release_after_within_limit_passes(pack: AnalyzerHost, release_after: str) -> None:
+    analysis = pack.analyze(quota(releaseAfter=release_after, __provider=PROVIDER_BLOB))
+    assert analysis.diagnostics == []
+    assert RELEASE not in analysis.not_applicable
+
+
+@pytest.mark.parametrize(
+    ("release_after", "hours"), [("721h", "721.0"), ("30d1m", "720.0"), ("31d", "744.0"), ("3650d", "87,600.0")]
+)
+def test_release_after_beyond_max_hours_ahead_is_a_violation(
+    pack: AnalyzerHost, release_after: str, hours: str
+) -> None:
+    [violation] = pack.analyze(quota(releaseAfter=release_after)).diagnostics
+    assert (violation.policy, violation.level) == (RELEASE, "mandatory")
+    assert violation.message == (
+        RELEASE_DESCRIPTION + f'TPMQuota "chat" in stack "dev": releaseAfter "{release_after}" is {hours} h after the '
+        "purchase; " + RELEASE_LIMIT
+    )
+
+
+def test_release_after_follows_the_configured_limit(pack: AnalyzerHost) -> None:
+    pack.configure({RELEASE: {"maxHoursAhead": 24}})
+    assert pack.analyze(quota(releaseAfter="1d")).diagnostics == []
+    [violation] = pack.analyze(quota(releaseAfter="1d1m")).diagnostics
+    assert 'releaseAfter "1d1m" is 24.0 h after the purchase; the limit is 24 h ahead' in violation.message
+
+
+@pytest.mark.parametrize(
+    ("value", "shown", "why"),
+    [
+        ("8x", '"8x"', "is not a duration; " + AFTER_FORMS + " (seconds are not accepted)"),
+        ("3600s", '"3600s"', "is not a duration; " + AFTER_FORMS + " (seconds are not accepted)"),
+        ("30m8h", '"30m8h"', "is not a duration; " + AFTER_FORMS + " (seconds are not accepted)"),
+        ("1.5h", '"1.5h"', "is not a duration; " + AFTER_FORMS + " (seconds are not accepted)"),
+        ("２h", '"２h"', "is not a duration; " + AFTER_FORMS + " (seconds are not accepted)"),
+        (8.0, "8", "is not a string; " + AFTER_FORMS),
+        (["8h"], '["8h"]', "is not a string; " + AFTER_FORMS),
+    ],
+)
+def test_malformed_release_after_is_a_violation_naming_value_and_forms(
+    pack: AnalyzerHost, value: Any, shown: str, why: str
+) -> None:
+    [violation] = pack.analyze(quota(releaseAfter=value)).diagnostics
+    assert violation.message == (
+        RELEASE_DESCRIPTION + f'TPMQuota "chat" in stack "dev": releaseAfter {shown} {why}; ' + RELEASE_LIMIT
+    )
+
+
+def test_a_huge_release_after_is_measured_not_overflowed(pack: AnalyzerHost) -> None:
+    [violation] = pack.analyze(quota(releaseAfter="9" * 400 + "d")).diagnostics
+    assert "h after the purchase" in violation.message and "inf h" in violation.message
+
+
+@pytest.mark.parametrize("value", [UNKNOWN, secret(UNKNOWN)])
+def test_unknown_release_after_is_not_a_violation(pack: AnalyzerHost, value: Any) -> None:
+    assert pack.analyze(quota(releaseAfter=value)).diagnostics == []
+    assert pack.analyze(quota(releaseAfter=value, releaseTime="2099-01-01 00:00:00")).diagnostics == []
+
+
+def test_release_after_and_release_time_are_each_judged(pack: AnalyzerHost) -> None:
+    """The provider's check refuses the two together; the pack, on its own, judges each."""
+    assert pack.analyze(quota(releaseAfter="8h", releaseTime=beijing_local(24))).diagnostics == []
+    found = [
+        d.message.splitlines()[1]
+        for d in pack.analyze(quota(releaseAfter="40d", releaseTime="2099-01-01 00:00:00")).diagnostics
+    ]
+    assert [m.split(": ", 1)[1].split(" ", 1)[0] for m in found] == ["releaseAfter", "releaseTime"]
+
+
+def test_release_after_in_a_long_lived_stack_is_exempt(pack: AnalyzerHost) -> None:
+    analysis = pack.analyze(quota(stack="prod", protect=True, releaseAfter="400d"))
+    assert analysis.diagnostics == [] and RELEASE in analysis.not_applicable
 
 
 @pytest.mark.parametrize(

@@ -24,12 +24,14 @@ import pytest
 
 import providers.purchase as purchase_module
 from providers.client import Receipt
+from providers.clock import REAL, Clock
 from providers.deadline import Deadline
 from providers.errors import Kind, ProviderError, QianfanError
 from providers.instances import Instance
 from providers.ledger import Owner, memory_ledger
 from providers.listings import Listing
-from providers.purchase import Purchases, Spec
+from providers.purchase import Bought, Purchases, Spec
+from providers.release_time import parse_release_time, release_after
 
 MODEL = "ernie-speed-8k"
 ONE = Spec(MODEL, 1, None)
@@ -192,12 +194,15 @@ class Run:
     def __init__(self, purchases: Purchases) -> None:
         self.purchases = purchases
         self.results: dict[str, Future[str]] = {}
+        self.bought: dict[str, Bought] = {}
         self._pool = ThreadPoolExecutor(max_workers=32)
 
-    def start(self, name: str, spec: Spec, timeout: float = 20.0) -> Future[str]:
+    def start(self, name: str, spec: Spec, timeout: float = 20.0, clock: Clock | None = None) -> Future[str]:
         def create() -> str:
             threading.current_thread().name = name
-            return self.purchases.buy(spec, Owner(), Deadline(timeout)).instance_id
+            bought = self.purchases.buy(spec, Owner(), Deadline(timeout, clock or REAL))
+            self.bought[name] = bought
+            return bought.instance_id
 
         future = self._pool.submit(create)
         self.results[name] = future
@@ -445,6 +450,90 @@ def test_a_recovery_whose_time_runs_out_waiting_for_purchases_in_flight_fails_na
         assert isinstance(run.outcome("slow"), str)
     assert isinstance(outcome, ProviderError) and "Whether a quota was bought is unknown" in str(outcome)
     assert waited < 0.8 + 3, f"the create waited {waited:.1f}s past a 0.8 s deadline"
+
+
+# -- releaseAfter: the release is fixed when a purchase is sent ----------------------------------------
+EIGHT_HOURS = 8 * 3600.0
+RELATIVE = Spec(MODEL, 1, None, EIGHT_HOURS)
+
+
+class ShiftedClock(Clock):
+    """The real clock, its wall time moved on by `shift` seconds whenever a test says so."""
+
+    def __init__(self) -> None:
+        self.shift = 0.0
+        self.walls: list[float] = []
+
+    def wall(self) -> float:
+        moment = time.time() + self.shift
+        self.walls.append(moment)
+        return moment
+
+
+def release_of(text: str | None) -> float:
+    assert text is not None
+    return parse_release_time(text).timestamp()
+
+
+def test_a_relative_release_is_computed_when_the_purchase_is_sent() -> None:
+    """Not when the create starts: the listing before the purchase takes (here) ten minutes."""
+    fake = FakeQianfan()
+    clock = ShiftedClock()
+    listed = fake.list
+
+    def slow_list(model: str, deadline: Deadline, *, fresh: bool = False, not_before: float | None = None) -> Listing:
+        clock.shift += 600.0
+        return listed(model, deadline, fresh=fresh, not_before=not_before)
+
+    fake.list = slow_list  # type: ignore[method-assign]
+    purchases = purchases_of(fake)
+    begun = time.time()
+    bought = purchases.buy(RELATIVE, Owner(), Deadline(5, clock))
+    [sent] = fake.purchases
+    assert sent.release_after_seconds is None and sent.release_time is not None  # an instant, not a duration
+    assert sent.release_time == release_after(clock.walls[0], EIGHT_HOURS)
+    assert begun + 600 + EIGHT_HOURS <= release_of(sent.release_time) <= time.time() + 600 + EIGHT_HOURS + 1
+    assert bought.release_time == sent.release_time == fake.instances[bought.instance_id].release_time
+    assert purchases._ledger.record(1).release_time == sent.release_time  # what the recovery would match
+
+
+def test_a_purchase_sent_again_after_buying_nothing_computes_its_own_release() -> None:
+    fake = FakeQianfan()
+    clock = ShiftedClock()
+
+    def nothing_bought_ten_minutes_later(fake: FakeQianfan, spec: Spec) -> str:
+        clock.shift += 600.0
+        return nothing_bought(fake, spec)
+
+    fake.scripts["A"] = [nothing_bought_ten_minutes_later]
+    with running(fake, settle=0.3) as run:
+        result = run.start("A", RELATIVE, clock=clock).result(timeout=WAIT)
+    first, second = fake.purchases
+    assert 600 <= release_of(second.release_time) - release_of(first.release_time) <= 600 + 10
+    assert list(fake.instances) == [result] and fake.instances[result] == second
+
+
+def test_a_lost_answer_is_recovered_by_the_instant_it_was_sent_with() -> None:
+    """The listing shows the instant, not the duration: the recovery must compare the two, or it
+    concludes that nothing was bought and buys again. An outsider of the same size with another
+    release is not taken for it."""
+    fake = FakeQianfan()
+    fake.scripts["A"] = [bought_answer_lost]
+    stranger = fake.outsider(Spec(MODEL, 1, release_after(time.time() + 3600, EIGHT_HOURS)))
+    with running(fake) as run:
+        result = run.start("A", RELATIVE).result(timeout=WAIT)
+    assert result != stranger and len(fake.purchases) == 1
+    [sent] = fake.purchases
+    assert fake.instances[result] == sent and sent.release_time is not None
+    assert run.bought["A"].release_time == sent.release_time  # what create stores as the releaseTime output
+
+
+def test_a_relative_spec_describes_its_duration() -> None:
+    assert RELATIVE.describe() == "ernie-speed-8k instance(s) with 1 unit(s), release 8h after purchase"
+    assert RELATIVE.sent_at(1895545830.0).describe() == (
+        "ernie-speed-8k instance(s) with 1 unit(s), release at 2030-01-25T20:30:30+08:00"
+    )
+    assert ONE.sent_at(1895545830.0) is ONE
 
 
 # -- adoption claims ----------------------------------------------------------------------------------

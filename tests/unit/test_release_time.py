@@ -1,4 +1,5 @@
-"""`providers.release_time`: the two spellings Qianfan accepts, the one this project stores.
+"""`providers.release_time`: the two spellings Qianfan accepts, the one this project stores, and
+the `releaseAfter` durations.
 
 Expected values are written out by hand from Baidu's page (RFC3339, or `YYYY-MM-DD HH:MM:SS`,
 read as Beijing time by this project's choice), never computed with the module under test.
@@ -15,11 +16,18 @@ from hypothesis import strategies as st
 
 from providers.release_time import (
     BEIJING,
+    LATEST,
+    MAX_RELEASE_AFTER,
+    MIN_RELEASE_AFTER,
     format_release_time,
+    normalise_duration,
     normalise_if_possible,
     normalise_release_time,
+    parse_duration,
     parse_release_time,
+    release_after,
 )
+from providers.settings import MAX_TIMEOUT_SECONDS
 
 PROFILE = settings(max_examples=300, deadline=None, derandomize=os.environ.get("CI") == "true")
 
@@ -239,3 +247,106 @@ def test_any_text_is_parsed_or_refused_with_value_error(text: str) -> None:
         assert "\n" not in str(exc)
     else:
         assert datetime(1999, 12, 31, 16, tzinfo=UTC) <= moment <= datetime(9998, 12, 31, 16, tzinfo=UTC)
+
+
+# -- releaseAfter ---------------------------------------------------------------------------------
+DURATION_USE = "use whole days, hours and minutes, largest unit first, such as 8h, 1h30m, 90m or 2d"
+
+
+@pytest.mark.parametrize(
+    "spelling, stored, minutes",
+    [
+        ("1h", "1h", 60),
+        ("60m", "1h", 60),
+        ("8h", "8h", 480),
+        (" 8h\n", "8h", 480),
+        ("08h", "8h", 480),
+        ("90m", "1h30m", 90),
+        ("1h30m", "1h30m", 90),
+        ("0d1h30m", "1h30m", 90),
+        ("24h", "1d", 1440),
+        ("72h", "3d", 4320),
+        ("1d12h", "1d12h", 2160),
+        ("2d0h5m", "2d5m", 2885),
+        ("3650d", "3650d", 3650 * 1440),
+        ("5256000m", "3650d", 3650 * 1440),
+    ],
+)
+def test_durations_are_stored_in_one_spelling(spelling: str, stored: str, minutes: int) -> None:
+    assert parse_duration(spelling) == timedelta(minutes=minutes)
+    assert normalise_duration(spelling) == stored
+    assert normalise_duration(stored) == stored
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("59m", "'59m' is shorter than 1h, the least this provider accepts (Qianfan bills a started hour in full)"),
+        ("0m", "'0m' is shorter than 1h, the least this provider accepts (Qianfan bills a started hour in full)"),
+        (
+            "3650d1m",
+            "'3650d1m' is longer than 3650d, the most this provider accepts; for a quota that lives on, leave "
+            "releaseAfter out",
+        ),
+        (
+            "9" * 5000 + "d",
+            "'" + "9" * 79 + "… (5003 characters) is longer than 3650d, the most this provider accepts; for a quota "
+            "that lives on, leave releaseAfter out",
+        ),
+        (
+            "3600s",
+            "'3600s' counts seconds; Qianfan bills by the hour, so the smallest unit is m (minutes): " + DURATION_USE,
+        ),
+        (
+            "1h30s",
+            "'1h30s' counts seconds; Qianfan bills by the hour, so the smallest unit is m (minutes): " + DURATION_USE,
+        ),
+        ("", "'' is not a duration; " + DURATION_USE),
+        ("h", "'h' is not a duration; " + DURATION_USE),
+        ("8H", "'8H' is not a duration; " + DURATION_USE),
+        ("30m2h", "'30m2h' is not a duration; " + DURATION_USE),
+        ("1h 30m", "'1h 30m' is not a duration; " + DURATION_USE),
+        ("1.5h", "'1.5h' is not a duration; " + DURATION_USE),
+        ("-2h", "'-2h' is not a duration; " + DURATION_USE),
+        ("PT8H", "'PT8H' is not a duration; " + DURATION_USE),
+        ("８h", "'８h' is not a duration; " + DURATION_USE),  # a full-width digit: ASCII only
+        (
+            8,
+            "must be a duration as text, whole days, hours and minutes, largest unit first, such as 8h, 1h30m, 90m "
+            "or 2d, got 8",
+        ),
+        (
+            None,
+            "must be a duration as text, whole days, hours and minutes, largest unit first, such as 8h, 1h30m, "
+            "90m or 2d, got None",
+        ),
+    ],
+)
+def test_other_durations_are_refused_saying_what_is_allowed(value: object, message: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        parse_duration(value)
+    assert str(caught.value) == message
+
+
+def test_no_create_outlasts_the_shortest_release_after() -> None:
+    """The release a purchase is sent with cannot pass while that create still runs."""
+    assert timedelta(seconds=MAX_TIMEOUT_SECONDS) <= MIN_RELEASE_AFTER
+
+
+def test_the_longest_release_after_gives_a_release_time_the_provider_accepts() -> None:
+    longest = release_after(datetime.now(UTC).timestamp(), MAX_RELEASE_AFTER.total_seconds())
+    assert parse_release_time(longest) < LATEST
+
+
+@pytest.mark.parametrize(
+    "wall, seconds, stored",
+    [
+        # 2030-01-25T04:30:30Z is 1895545830 on the epoch.
+        (1895545830.0, 8 * 3600, "2030-01-25T20:30:30+08:00"),
+        (1895545830.001, 8 * 3600, "2030-01-25T20:30:31+08:00"),  # rounded up: at least as long as asked
+        (1895545829.999, 3600, "2030-01-25T13:30:30+08:00"),
+        (1895545830.0, 3 * 86400, "2030-01-28T12:30:30+08:00"),
+    ],
+)
+def test_release_after_is_the_moment_plus_the_duration_rounded_up(wall: float, seconds: float, stored: str) -> None:
+    assert release_after(wall, seconds) == stored

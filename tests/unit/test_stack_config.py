@@ -94,6 +94,7 @@ SAMPLES: dict[str, Any] = {
     "model": "ernie-speed-8k",
     "purchaseCount": 3,
     "releaseTime": "2030-01-25T04:30:30Z",
+    "releaseAfter": "90m",
     "paymentTiming": "Postpaid",
     "adoptInstanceId": "tpm-Vlxxxx3F",
 }
@@ -103,24 +104,46 @@ SAMPLES: dict[str, Any] = {
 GIVEN = [spec for spec in INPUTS if not spec.internal]
 
 
+def samples_with(wire: str) -> dict[str, Any]:
+    """SAMPLES that can be given together, `wire` among them: of an input and the one it computes
+    (releaseAfter, releaseTime), the input unless `wire` is the computed one's."""
+    excluded = {spec.computes if spec.wire == wire else spec.wire for spec in INPUTS if spec.computes is not None}
+    return {k: v for k, v in SAMPLES.items() if k not in excluded}
+
+
 def test_every_input_of_the_table_is_accepted_by_its_wire_name() -> None:
     wires = [spec.wire for spec in GIVEN]
     assert sorted(SAMPLES) == sorted(wires), f"give SAMPLES a valid value for {sorted(set(wires) - set(SAMPLES))}"
-    (entry,) = parse_quota_plan([{"name": "all", **SAMPLES}])
-    assert set(entry.inputs) == {spec.python for spec in GIVEN}
     for spec in GIVEN:
+        sample = samples_with(spec.wire)
+        (entry,) = parse_quota_plan([{"name": "all", **sample}])
+        assert set(entry.inputs) == {s.python for s in GIVEN if s.wire in sample}
         assert entry.inputs[spec.python] == spec.rule(SAMPLES[spec.wire], None)
 
 
 def test_an_internal_input_is_no_key_of_an_entry() -> None:
-    message = refusal([{"name": "all", **SAMPLES, "ownerUrn": "urn:pulumi:dev::p::t::all"}])
+    message = refusal([{"name": "all", **samples_with("model"), "ownerUrn": "urn:pulumi:dev::p::t::all"}])
     assert "ownerUrn is not a quota field" in message
 
 
 @pytest.mark.parametrize("spec", GIVEN, ids=lambda spec: spec.wire)
 def test_a_bad_value_of_any_input_names_the_entry_and_the_field(spec: Any) -> None:
-    message = refusal([{"name": "all", **SAMPLES, spec.wire: ["not", "a", "value"]}])
+    message = refusal([{"name": "all", **samples_with(spec.wire), spec.wire: ["not", "a", "value"]}])
     assert message.startswith(f"stack config qianfan-tpm:quotas[0] ('all'): {spec.wire} ")
+
+
+def test_release_after_is_normalised_and_refused_with_release_time() -> None:
+    (entry,) = parse_quota_plan([{**CHAT, "releaseAfter": "180m"}])
+    assert entry.inputs == {"model": "ernie-speed-8k", "purchase_count": 1, "release_after": "3h"}
+    assert refusal([{**CHAT, "releaseAfter": "8h", "releaseTime": "2030-01-25 12:30:30"}]) == (
+        "stack config qianfan-tpm:quotas[0] ('chat'): releaseAfter cannot be set together with releaseTime: "
+        "releaseTime is one fixed moment, releaseAfter a duration after the purchase; keep one of them"
+    )
+    assert refusal([{**CHAT, "releaseAfter": "30s"}]) == (
+        "stack config qianfan-tpm:quotas[0] ('chat'): releaseAfter '30s' counts seconds; Qianfan bills by the "
+        "hour, so the smallest unit is m (minutes): use whole days, hours and minutes, largest unit first, such as "
+        "8h, 1h30m, 90m or 2d"
+    )
 
 
 # -- names ---------------------------------------------------------------------------------------
@@ -244,7 +267,7 @@ def test_a_key_that_is_not_a_field_name(key: Any, shown: str) -> None:
     message = refusal([{**CHAT, key: 1}])
     assert message == (
         f"stack config qianfan-tpm:quotas[0] ('chat'): {shown} is not a quota field; the fields are name, model, "
-        "purchaseCount, releaseTime, paymentTiming, adoptInstanceId, protect, deleteBeforeReplace"
+        "purchaseCount, releaseTime, releaseAfter, paymentTiming, adoptInstanceId, protect, deleteBeforeReplace"
     )
 
 
@@ -252,6 +275,7 @@ def test_a_key_that_is_not_a_field_name(key: Any, shown: str) -> None:
     "key, meant",
     [
         ("releasetime", "releaseTime"),
+        ("release_after", "releaseAfter"),
         ("release_time", "releaseTime"),
         ("purchase_count", "purchaseCount"),
         ("Model", "model"),
@@ -374,7 +398,12 @@ def test_an_adoption_by_an_entry_with_a_bad_name_is_still_counted() -> None:
 def test_nested_garbage_in_every_field_is_named_field_by_field(garbage: Any) -> None:
     entry = {"name": "g", **{spec.wire: garbage for spec in GIVEN}, "protect": garbage}
     problems = problems_of([entry])
-    assert [p.split(": ", 1)[1].split(" ", 1)[0] for p in problems] == [*(spec.wire for spec in GIVEN), "protect"]
+    # Each field, then releaseAfter again: given together with releaseTime, whatever their values.
+    assert [p.split(": ", 1)[1].split(" ", 1)[0] for p in problems] == [
+        *(spec.wire for spec in GIVEN),
+        "releaseAfter",
+        "protect",
+    ]
     assert all(len(p) < 600 and "\x1b" not in p and "\x00" not in p for p in problems)
 
 
