@@ -73,7 +73,10 @@ class HostError(Exception):
 
 
 class ProviderHost(Plugin):
-    def __init__(self, stderr_path: Path, env: dict[str, str] | None = None, cwd: Path = PROJECT_ROOT) -> None:
+    def __init__(
+        self, stderr_path: Path, env: dict[str, str] | None = None, cwd: Path = PROJECT_ROOT, stack: str = "dev"
+    ) -> None:
+        self.stack = stack
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("QIANFAN_")}
         full_env.update(env or {})
         if cwd != PROJECT_ROOT:  # another project directory that uses this checkout's package
@@ -114,7 +117,7 @@ class ProviderHost(Plugin):
         response = self._rpc(
             "Check",
             provider_pb2.CheckRequest(
-                urn=urn(name),
+                urn=urn(name, self.stack),
                 olds=to_struct(self.with_provider(olds) if olds else {}),
                 news=to_struct(self.with_provider(news)),
             ),
@@ -127,7 +130,7 @@ class ProviderHost(Plugin):
             "Diff",
             provider_pb2.DiffRequest(
                 id=id_,
-                urn=urn(name),
+                urn=urn(name, self.stack),
                 olds=to_struct(self.with_provider(olds)),
                 news=to_struct(self.with_provider(news)),
             ),
@@ -140,13 +143,17 @@ class ProviderHost(Plugin):
 
     def create(self, props: dict[str, Any], name: str = "q") -> tuple[str, dict[str, Any]]:
         response = self._rpc(
-            "Create", provider_pb2.CreateRequest(urn=urn(name), properties=to_struct(self.with_provider(props)))
+            "Create",
+            provider_pb2.CreateRequest(urn=urn(name, self.stack), properties=to_struct(self.with_provider(props))),
         )
         return response.id, from_struct(response.properties)
 
     def read(self, id_: str, props: dict[str, Any], name: str = "q") -> tuple[str, dict[str, Any], dict[str, Any]]:
         response = self._rpc(
-            "Read", provider_pb2.ReadRequest(id=id_, urn=urn(name), properties=to_struct(self.with_provider(props)))
+            "Read",
+            provider_pb2.ReadRequest(
+                id=id_, urn=urn(name, self.stack), properties=to_struct(self.with_provider(props))
+            ),
         )
         return response.id, from_struct(response.properties), from_struct(response.inputs)
 
@@ -155,7 +162,7 @@ class ProviderHost(Plugin):
             "Update",
             provider_pb2.UpdateRequest(
                 id=id_,
-                urn=urn(name),
+                urn=urn(name, self.stack),
                 olds=to_struct(self.with_provider(olds)),
                 news=to_struct(self.with_provider(news)),
             ),
@@ -164,12 +171,16 @@ class ProviderHost(Plugin):
 
     def delete(self, id_: str, props: dict[str, Any], name: str = "q") -> None:
         self._rpc(
-            "Delete", provider_pb2.DeleteRequest(id=id_, urn=urn(name), properties=to_struct(self.with_provider(props)))
+            "Delete",
+            provider_pb2.DeleteRequest(
+                id=id_, urn=urn(name, self.stack), properties=to_struct(self.with_provider(props))
+            ),
         )
 
     # -- lifecycle as `pulumi up` runs it ------------------------------------------------------
     def up(self, news: dict[str, Any], name: str = "q") -> tuple[str, dict[str, Any]]:
-        """Check then Create, failing loudly on check failures."""
-        inputs, failures = self.check(news, name=name)
+        """Check then Create, failing loudly on check failures. As a program's `TPMQuota` does, the
+        inputs name the resource (`ownerUrn`) unless the caller gives its own."""
+        inputs, failures = self.check({"ownerUrn": urn(name, self.stack), **news}, name=name)
         assert not failures, failures
         return self.create(inputs, name=name)

@@ -218,11 +218,12 @@ def world_in(root: Path) -> Iterator[World]:
             "replaced": create(host, "replaced", {"model": "ernie-speed-128k", "purchaseCount": 2}),
             "dbr": create(host, "dbr", {"model": "ernie-lite-pro-128k", "purchaseCount": 1}, pendingReplacement=True),
         }
-        # A later `pulumi up` (another host process: the provider refuses a second owner within one
-        # run) adopts the same instance for a second resource of the same stack ...
+        # A later `pulumi up` that does not share the ledger (`qianfan:ledger: off`, say on another
+        # machine: a shared ledger refuses a second owner) adopts the same instance for a second
+        # resource of the same stack ...
         later = ProviderHost(root / "later.stderr")
         try:
-            later.configure(host_config(db))
+            later.configure(host_config(db, **{"qianfan:ledger": "off"}))
             dev["twin-b"] = create(
                 later,
                 "twin-b",
