@@ -171,6 +171,8 @@ class Ledger:
         self._backend: Backend | None = None
         self._changed = threading.Condition()
         self._version = 0
+        self._sighted_lock = threading.Lock()
+        self._sighted: dict[str, set[str]] = {}  # per model: the sightings this host has written
 
     @property
     def backend(self) -> Backend:
@@ -207,12 +209,28 @@ class Ledger:
         seconds: float,
         server_sent: float | None,
         server_ended: float | None,
+        seen: Iterable[str] = (),
     ) -> int | None:
-        """Record a purchase about to be sent; None (nothing recorded) while the model's gate is taken."""
+        """Record a purchase about to be sent; None (nothing recorded) while the model's gate is taken.
+
+        `seen`: the instances this host has seen listed so far. They are recorded in the same step,
+        as this host's sightings, so that every host's recovery knows they existed before this
+        purchase was sent (a sighting at or before a purchase's `sent_at`, by its host, excludes the
+        instance for it). Only ids this host has not recorded before are written.
+        """
+        with self._sighted_lock:
+            known = self._sighted.setdefault(model, set())
+            new = sorted(set(seen) - known)
         with self._tx() as cur:
             now = self.now()
             if self._gate_holder(cur, model, now) is not None:
                 return None
+            for instance_id in new:
+                cur.execute(
+                    "INSERT INTO sightings (account, model, host, instance_id, seen_at) VALUES (?, ?, ?, ?, ?) "
+                    "ON CONFLICT (account, host, instance_id) DO NOTHING",
+                    (self.account, model, self.host, instance_id, now),
+                )
             cur.execute(
                 "INSERT INTO purchases (account, model, units, release_time, host, project, stack, resource, "
                 "sent_at, deadline, server_sent, server_ended, state, updated_at) "
@@ -234,7 +252,34 @@ class Ledger:
                     now,
                 ),
             )
-            return int(cur.fetchone()[0])
+            purchase_id = int(cur.fetchone()[0])
+        with self._sighted_lock:
+            known.update(new)
+        return purchase_id
+
+    def sighted_before(self, model: str, records: Sequence[PurchaseRecord]) -> set[tuple[int, str]]:
+        """(purchase id, instance id) for every instance the purchase's host had seen listed by the
+        time it was sent: instances that cannot be that purchase's, whichever host asks."""
+        hosts = sorted({r.host for r in records})
+        if not hosts:
+            return set()
+        marks = ", ".join("?" for _ in hosts)
+        with self.backend.transaction(self.account) as cur:
+            cur.execute(
+                "SELECT host, instance_id, seen_at FROM sightings "
+                f"WHERE account = ? AND model = ? AND host IN ({marks})",
+                (self.account, model, *hosts),
+            )
+            rows = cur.fetchall()
+        by_host: dict[str, list[tuple[str, float]]] = {}
+        for host, instance_id, seen_at in rows:
+            by_host.setdefault(host, []).append((instance_id, float(seen_at)))
+        return {
+            (r.id, instance_id)
+            for r in records
+            for instance_id, seen_at in by_host.get(r.host, [])
+            if seen_at <= r.sent_at
+        }
 
     def ended(
         self,
@@ -458,13 +503,15 @@ _SQLITE_TABLES = (
     "PRIMARY KEY (account, instance_id))",
     "CREATE TABLE IF NOT EXISTS gates (account TEXT NOT NULL, model TEXT NOT NULL, holder TEXT, until REAL, "
     "PRIMARY KEY (account, model))",
+    "CREATE TABLE IF NOT EXISTS sightings (account TEXT NOT NULL, model TEXT NOT NULL, host TEXT NOT NULL, "
+    "instance_id TEXT NOT NULL, seen_at REAL NOT NULL, PRIMARY KEY (account, host, instance_id))",
     "CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY AUTOINCREMENT, account TEXT NOT NULL, "
     "model TEXT NOT NULL, instance_id TEXT NOT NULL, action TEXT NOT NULL, project TEXT, stack TEXT, resource TEXT, "
     "host TEXT NOT NULL, at REAL NOT NULL, request_id TEXT, detail TEXT)",
 )
 
 
-_SQLITE_TABLE_NAMES = frozenset({"purchases", "claims", "gates", "events"})
+_SQLITE_TABLE_NAMES = frozenset({"purchases", "claims", "gates", "sightings", "events"})
 
 
 class SqliteBackend:
@@ -616,6 +663,9 @@ _PG_TABLES = (
     "claimed_at DOUBLE PRECISION NOT NULL, released_at DOUBLE PRECISION, PRIMARY KEY (account, instance_id))",
     f"CREATE TABLE IF NOT EXISTS {PG_SCHEMA}.gates (account TEXT NOT NULL, model TEXT NOT NULL, holder TEXT, "
     "until DOUBLE PRECISION, PRIMARY KEY (account, model))",
+    f"CREATE TABLE IF NOT EXISTS {PG_SCHEMA}.sightings (account TEXT NOT NULL, model TEXT NOT NULL, "
+    "host TEXT NOT NULL, instance_id TEXT NOT NULL, seen_at DOUBLE PRECISION NOT NULL, "
+    "PRIMARY KEY (account, host, instance_id))",
     f"CREATE TABLE IF NOT EXISTS {PG_SCHEMA}.events (id BIGSERIAL PRIMARY KEY, account TEXT NOT NULL, "
     "model TEXT NOT NULL, instance_id TEXT NOT NULL, action TEXT NOT NULL, project TEXT, stack TEXT, "
     "resource TEXT, host TEXT NOT NULL, at DOUBLE PRECISION NOT NULL, request_id TEXT, detail TEXT)",

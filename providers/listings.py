@@ -209,6 +209,11 @@ class Listings:
         with self._cond:
             self._seen.setdefault(model, _Seen()).gone.add(instance_id)
 
+    def seen_ids(self, model: str) -> frozenset[str]:
+        """Every instance of the model this host has seen listed, live or not."""
+        with self._cond:
+            return frozenset(self._seen.get(model, _Seen()).first)
+
     def seen_before(self, model: str, instance_id: str, moment: float) -> bool:
         """Did a listing answered before `moment` (monotonic) show this instance to this host?"""
         with self._cond:

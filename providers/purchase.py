@@ -137,6 +137,10 @@ class PurchaseApi(Protocol):
         """Did a listing answered before `moment` (the clock's monotonic time) show the instance?"""
         ...
 
+    def seen_ids(self, model: str) -> frozenset[str]:
+        """Every instance of the model a listing has shown to this host."""
+        ...
+
 
 class _Outcome(Enum):
     PENDING = "pending"
@@ -249,6 +253,7 @@ class Purchases:
                     seconds=deadline.remaining(),
                     server_sent=server.earliest(wall),
                     server_ended=server.latest(wall + deadline.remaining()),
+                    seen=self._api.seen_ids(model),
                 )
             except LedgerError as err:
                 raise ProviderError(f"{err}; the purchase was not sent, nothing was bought") from None
@@ -394,16 +399,21 @@ class Purchases:
         with self._cond:
             tickets = {t.record: t for t in self._tickets.values() if t.outcome is _Outcome.PENDING}
         now = self._ledger.now()
+        # Every host's evidence, not only this one's: a match that fits this host's sightings but
+        # not another's would leave that host's purchase nothing it could have bought.
+        sighted = self._ledger.sighted_before(model, pool)
+
+        def possible(instance: Instance, record: PurchaseRecord) -> bool:
+            if (record.id, instance.instance_id) in sighted:
+                return False
+            return self._possible(instance, record, tickets.get(record.id))
+
         for spec in sorted({Spec.of(r) for r in pool}, key=repr):
             members = self._by_priority([r for r in pool if Spec.of(r) == spec], tickets, now)
             if not any(r.id in tickets for r in members):
                 continue
-            candidates = [
-                i
-                for i in unclaimed
-                if _matches(i, spec) and any(self._possible(i, r, tickets.get(r.id)) for r in members)
-            ]
-            matched = _match(members, candidates, lambda i, r: self._possible(i, r, tickets.get(r.id)))
+            candidates = [i for i in unclaimed if _matches(i, spec) and any(possible(i, r) for r in members)]
+            matched = _match(members, candidates, possible)
             unexplained = [i for i in candidates if i.instance_id not in matched.values()]
             if unexplained:
                 for record in members:
@@ -549,3 +559,6 @@ class QianfanPurchaseApi:
 
     def seen_before(self, model: str, instance_id: str, moment: float) -> bool:
         return self._listings.seen_before(model, instance_id, moment)
+
+    def seen_ids(self, model: str) -> frozenset[str]:
+        return self._listings.seen_ids(model)

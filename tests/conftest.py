@@ -111,8 +111,10 @@ def make_host(tmp_path: Path, sandbox_db: Path) -> Iterator[HostFactory]:
     """Start configured hosts; at teardown, stop them and scan what they emitted for secrets."""
     hosts: list[ProviderHost] = []
 
-    def make(config: dict[str, str] | None = None, env: dict[str, str] | None = None, **overrides: str) -> ProviderHost:
-        host = ProviderHost(tmp_path / f"host{len(hosts)}.stderr", env)
+    def make(
+        config: dict[str, str] | None = None, env: dict[str, str] | None = None, stack: str = "dev", **overrides: str
+    ) -> ProviderHost:
+        host = ProviderHost(tmp_path / f"host{len(hosts)}.stderr", env, stack=stack)
         hosts.append(host)
         host.configure(config if config is not None else sandbox_config(sandbox_db, **overrides))
         return host

@@ -187,6 +187,10 @@ class FakeQianfan:
             seen = self._seen.get(instance_id)
         return seen is not None and seen < moment
 
+    def seen_ids(self, model: str) -> frozenset[str]:
+        with self._lock:
+            return frozenset(i for i in self._seen if self.instances[i].model == model)
+
 
 class Run:
     """Creates running in named threads, so that each follows its own script."""
