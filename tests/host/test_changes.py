@@ -164,10 +164,10 @@ def test_one_run_never_gives_one_instance_to_two_resources(host: ProviderHost, c
     bought, _ = host.up({"model": MODEL, "purchaseCount": 1}, name="bought")
     with pytest.raises(HostError) as caught:
         host.up({"model": MODEL, "purchaseCount": 1, "adoptInstanceId": bought}, name="adopter")
-    assert "another TPMQuota already holds this instance" in caught.value.last_line
+    assert "TPMQuota 'bought' of stack dev already holds this instance" in caught.value.last_line
     other = buy_elsewhere({"model": MODEL, "purchaseCount": 1})
     host.up({"model": MODEL, "purchaseCount": 1, "adoptInstanceId": other}, name="first")
     with pytest.raises(HostError) as caught:
         host.up({"model": MODEL, "purchaseCount": 1, "adoptInstanceId": other}, name="second")
-    assert "another TPMQuota already holds this instance" in caught.value.last_line
+    assert "TPMQuota 'first' of stack dev already holds this instance" in caught.value.last_line
     assert control.requests("ResizeTPMResource") == []
