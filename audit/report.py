@@ -184,7 +184,7 @@ def render_table(audit: Audit, *, models: int, entries: int, stacks: int, warn_h
             ],
         )
     if audit.uncertain:
-        lines += ["", f"Uncertain purchases: the {audit.ledger} cannot tell what they bought:"]
+        lines += ["", f"Uncertain purchases, recorded in the ledger {audit.ledger} (what they bought is not known):"]
         lines += _grid(
             ["purchase", "state", "stack/resource", "model", "units", "release", "sent (UTC)", "host", "what is known"],
             [_uncertain_row(u) for u in audit.uncertain],
@@ -254,7 +254,7 @@ def _uncertain_row(uncertain: UncertainPurchase) -> list[str]:
         known += f"; followed up: {later.who.resource} got {later.instance_id} at {_stamp(later.claimed_at)}"
     return [
         f"#{p.id}",
-        "abandoned" if p.abandoned and p.state != "orphaned" else p.state,
+        "abandoned" if p.abandoned else p.state,
         _cell(p.who.label),
         _cell(p.model),
         str(p.units),
