@@ -445,10 +445,17 @@ def test_the_world_read_with_its_ledger_names_the_lost_stacks_quota(world: World
     items = by_id(run)
     assert all(set(item) == {*INSTANCE_KEYS, "ledger"} for item in items.values())
     ids = world.ids
+    # Only the lost stack's quota disagrees, of what the world built (another test of this tier may
+    # adopt the console's quota into a stack of its own, whose state this audit is not given).
     mismatched = {id_ for id_, item in items.items() if "ledger-mismatch" in item["verdicts"]}
-    assert mismatched == {ids["lost"]}
+    assert mismatched - {ids["console"]} == {ids["lost"]}
     assert who(items[ids["lost"]]["ledger"]["claim"]) == ("qianfan-tpm", "dev", "lost")
-    assert items[ids["console"]]["ledger"] == {"claim": None, "boughtBy": None, "mayBeFrom": [], "journal": []}
+    console = items[ids["console"]]["ledger"]
+    assert console["boughtBy"] is None and console["mayBeFrom"] == []
+    if console["claim"] is None:
+        assert ids["console"] not in mismatched and console["journal"] == []
+    else:
+        assert console["claim"]["resource"] == ids["console"] and console["claim"]["purchaseId"] is None
     # The claimed-twice instance was adopted a second time by a host that does not share the ledger:
     # the ledger still names the resource whose purchase bought it.
     assert who(items[ids["twin-a"]]["ledger"]["claim"]) == ("qianfan-tpm", "dev", "twin-a")
