@@ -1,9 +1,10 @@
 """The account side: every instance Qianfan lists, model by model, through the provider's own client.
 
-This is the only module of `audit/` that imports the provider, and only its stable pieces
-(settings, client, deadline, list_instances, model ids, errors, the release-time normaliser), so
-the audit talks to Qianfan exactly as `pulumi refresh` does: same signing, same endpoint rules,
-same retries of throttling and 5xx within one deadline, same parsing of Describe's sparse answers.
+This is the audit's door to the provider's Qianfan pieces (`journal` is its door to the ledger),
+and it imports only the stable ones (settings, client, deadline, list_instances, model ids, errors,
+the release-time normaliser), so the audit talks to Qianfan exactly as `pulumi refresh` does:
+same signing, same endpoint rules, same retries of throttling and 5xx within one deadline, same
+parsing of Describe's sparse answers.
 
 Read-only by construction: the only client method called is `describe` (DescribeTPMResource).
 """
@@ -26,12 +27,13 @@ from providers.instances import Instance
 from providers.listings import list_instances
 from providers.models import DOCUMENTED_MODELS, parse_extra_models
 from providers.release_time import normalise_if_possible
-from providers.settings import ENDPOINT_ENV, MAX_TIMEOUT_SECONDS, Settings, load_settings
+from providers.settings import ENDPOINT_ENV, LEDGER_ENV, MAX_TIMEOUT_SECONDS, Settings, load_settings, redact
 
 from .records import LiveInstance
 
 __all__ = [
     "DOCUMENTED_MODELS",
+    "LEDGER_ENV",
     "MAX_TIMEOUT_SECONDS",
     "Account",
     "AccountError",
@@ -200,14 +202,22 @@ class Account:
         sandbox_path: str | None,
         extra_models: str | None,
         timeout_seconds: float,
+        ledger: str | None = None,
     ) -> Account:
-        """Settings as the provider reads them: these options first, then the environment."""
+        """Settings as the provider reads them: these options first, then the environment.
+
+        `ledger`: None reads no ledger (QIANFAN_TPM_LEDGER is then ignored); "" the one the provider
+        would use with no stack config (QIANFAN_TPM_LEDGER, else its default file); else its location.
+        """
         config = {
             "qianfan:endpoint": endpoint,
             "qianfan:sandboxPath": sandbox_path,
             "qianfan:extraModels": extra_models,
             "qianfan:timeoutSeconds": str(timeout_seconds),
+            "qianfan:ledger": ledger or None,
         }
+        if ledger is None:
+            environ = {name: value for name, value in environ.items() if name != LEDGER_ENV}
         # The audit reads keys from the environment only: its own words for half a pair, before the
         # provider's (which speak of stack config).
         access_key, secret_key = (
@@ -222,6 +232,7 @@ class Account:
         except ValueError as exc:
             source = "--endpoint" if endpoint else "QIANFAN_CONSOLE_API_BASE_URL"
             message = str(exc).replace("stack config qianfan:endpoint (or QIANFAN_CONSOLE_API_BASE_URL)", source)
+            message = message.replace(f"stack config qianfan:ledger (or {LEDGER_ENV})", f"--ledger (or {LEDGER_ENV})")
             raise AccountError(message) from None
         if settings.sandbox:
             path = Path(settings.sandbox_path).expanduser()
@@ -240,12 +251,9 @@ class Account:
         return self.settings.endpoint
 
     def scrub(self, text: str) -> str:
-        """Any configured key replaced by ***: the last guard before a line is printed."""
-        for secret in (self.settings.access_key, self.settings.secret_key):
-            value = secret.reveal() if secret else ""
-            if value:
-                text = text.replace(value, "***")
-        return text
+        """Any configured key, and the ledger's URL and password, replaced by ***: the last guard
+        before a line is printed."""
+        return redact(text, self.settings)
 
     def list_models(self, models: Iterable[str], concurrency: int) -> dict[str, list[LiveInstance]]:
         """Every instance of every model, `concurrency` models at a time, within one deadline.
@@ -355,4 +363,5 @@ def _live(model: str, instance: Instance) -> LiveInstance:
         release_time=instance.release_time,
         release_known=instance.release_time_known,
         reported_model=instance.model,
+        start_time=instance.start_time,
     )

@@ -1,17 +1,19 @@
 """Printing an audit: a table for people, a fixed JSON document for machines.
 
-The JSON carries exactly `instances`, `missing` and `totals` (schema in docs/audit.md); everything
-else a person needs (what drifted, when a quota expires, how to adopt an unmanaged one) is in
-the table's detail lines.
+The JSON carries exactly `instances`, `missing` and `totals`, and with a ledger each instance's
+`ledger` and the document's `ledger` too (schema in docs/audit.md); everything else a person needs
+(what drifted, when a quota expires, how to adopt an unmanaged one) is in the table's detail lines.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from datetime import UTC
 from typing import Any
 
-from .reconcile import UNMANAGED, Audit, InstanceFinding
+from .reconcile import UNMANAGED, Audit, InstanceFinding, LedgerFacts, UncertainPurchase
+from .records import LedgerClaim, LedgerPurchase, Who
 
 #: A Pulumi resource name the quota list accepts (see providers/stack_config.py).
 _QUOTA_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -29,22 +31,101 @@ def _cell(text: str, limit: int = _CELL) -> str:
     return shown if len(shown) <= limit else shown[: limit - 3] + "..."
 
 
-def to_json(audit: Audit) -> dict[str, Any]:
+def _stamp(moment: Any) -> str | None:
+    return None if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _who(who: Who) -> dict[str, Any]:
+    return {"project": who.project, "stack": who.stack, "resource": who.resource}
+
+
+def _purchase_json(p: LedgerPurchase) -> dict[str, Any]:
     return {
-        "instances": [
+        "purchaseId": p.id,
+        **_who(p.who),
+        "model": p.model,
+        "units": p.units,
+        "releaseTime": p.release_time,
+        "state": p.state,
+        "abandoned": p.abandoned,
+        "sentAt": _stamp(p.sent_at),
+        "deadline": _stamp(p.deadline),
+        "host": p.host,
+        "instanceId": p.instance_id,
+        "requestId": p.request_id,
+        "detail": p.detail,
+    }
+
+
+def _claim_json(claim: LedgerClaim) -> dict[str, Any]:
+    return {
+        **_who(claim.who),
+        "purchaseId": claim.purchase_id,
+        "claimedAt": _stamp(claim.claimed_at),
+        "letGoAt": _stamp(claim.let_go_at),
+        "letGoBy": claim.let_go_by if claim.let_go_at else None,
+    }
+
+
+def _facts_json(facts: LedgerFacts) -> dict[str, Any]:
+    return {
+        "claim": None if facts.claim is None else _claim_json(facts.claim),
+        "boughtBy": None if facts.bought_by is None else _purchase_json(facts.bought_by),
+        "mayBeFrom": [p.id for p in facts.may_be],
+        "journal": [
             {
-                "instanceId": f.live.instance_id,
-                "model": f.live.model,
-                "units": f.live.units,
-                "tpm": f.live.tpm,
-                "rpm": f.live.rpm,
-                "status": f.live.status,
-                "releaseTime": f.live.release_time if f.live.release_known else None,
-                "owners": [{"stack": o.stack, "resource": o.resource} for o in f.owners],
-                "verdicts": list(f.verdicts),
+                "action": e.action,
+                **_who(e.who),
+                "at": _stamp(e.at),
+                "host": e.host,
+                "requestId": e.request_id,
+                "detail": e.detail,
             }
-            for f in audit.instances
+            for e in facts.events
         ],
+    }
+
+
+def _instance_json(f: InstanceFinding) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "instanceId": f.live.instance_id,
+        "model": f.live.model,
+        "units": f.live.units,
+        "tpm": f.live.tpm,
+        "rpm": f.live.rpm,
+        "status": f.live.status,
+        "releaseTime": f.live.release_time if f.live.release_known else None,
+        "owners": [{"stack": o.stack, "resource": o.resource} for o in f.owners],
+        "verdicts": list(f.verdicts),
+    }
+    if f.ledger is not None:
+        item["ledger"] = _facts_json(f.ledger)
+    return item
+
+
+def to_json(audit: Audit) -> dict[str, Any]:
+    document = _base_json(audit)
+    if audit.ledger is not None:
+        document["ledger"] = {
+            "location": audit.ledger,
+            "uncertain": [
+                {
+                    **_purchase_json(u.purchase),
+                    "candidates": list(u.candidates),
+                    "followedUp": None
+                    if u.followed_up is None
+                    else {"instanceId": u.followed_up.instance_id, "at": _stamp(u.followed_up.claimed_at)},
+                }
+                for u in audit.uncertain
+            ],
+            "inFlight": [_purchase_json(p) for p in audit.in_flight],
+        }
+    return document
+
+
+def _base_json(audit: Audit) -> dict[str, Any]:
+    return {
+        "instances": [_instance_json(f) for f in audit.instances],
         "missing": [
             {
                 "stack": m.claim.stack,
@@ -77,11 +158,14 @@ def render_table(audit: Audit, *, models: int, entries: int, stacks: int, warn_h
             _cell(f.live.status),
             _cell(_release(f)),
             _cell(", ".join(o.owner + (" (pending delete)" if o.pending_delete else "") for o in f.owners) or "-", 160),
+            *([_cell(_ledger_cell(f.ledger), 100)] if audit.ledger is not None else []),
             ", ".join(f.verdicts),
         ]
         for f in audit.instances
     ]
     header = ["instance", "model", "units", "TPM", "status", "release", "owner stack/resource", "verdicts"]
+    if audit.ledger is not None:
+        header.insert(-1, "ledger: held by")
     lines += _grid(header, rows) if rows else ["No live TPM instance in the audited models."]
     if audit.missing:
         lines += ["", "Missing: in a state, but not live at Qianfan (run `pulumi refresh` on that stack):"]
@@ -99,6 +183,17 @@ def render_table(audit: Audit, *, models: int, entries: int, stacks: int, warn_h
                 for m in audit.missing
             ],
         )
+    if audit.uncertain:
+        lines += ["", f"Uncertain purchases, recorded in the ledger {audit.ledger} (what they bought is not known):"]
+        lines += _grid(
+            ["purchase", "state", "stack/resource", "model", "units", "release", "sent (UTC)", "host", "what is known"],
+            [_uncertain_row(u) for u in audit.uncertain],
+        )
+        lines += [
+            "Each is a finding until followed up: adopt the instance it bought on the resource named (adoptInstanceId,",
+            "the adoption lines below), or run that resource's `pulumi up` again; release in the console what nobody",
+            "should hold. The record itself stays, as the journal of what happened.",
+        ]
     lines += ["", "Totals per model (live instances):"]
     held = [[_cell(model), f"{t.tpm:,}", f"{t.unmanaged_tpm:,}"] for model, t in audit.totals.items() if t.tpm]
     total = [
@@ -129,10 +224,65 @@ def render_table(audit: Audit, *, models: int, entries: int, stacks: int, warn_h
     return "\n".join(lines)
 
 
+def _ledger_cell(facts: LedgerFacts | None) -> str:
+    """Who the ledger says holds the instance, and how it got it."""
+    if facts is None:
+        return "-"
+    claim = facts.claim
+    if claim is not None:
+        how = "adopted" if claim.purchase_id is None else f"bought, #{claim.purchase_id}"
+        if facts.bought_by is not None and claim.purchase_id == facts.bought_by.id:
+            how = f"{facts.bought_by.state}, #{claim.purchase_id}"
+        if claim.held:
+            return f"{claim.who.label} ({how})"
+        return f"nobody (let go of {claim.who.label})"
+    if facts.may_be:
+        return "maybe " + ", ".join(f"#{p.id} of {p.who.label}" for p in facts.may_be)
+    return "-"
+
+
+def _uncertain_row(uncertain: UncertainPurchase) -> list[str]:
+    p = uncertain.purchase
+    if p.state == "orphaned":
+        known = f"bought {uncertain.candidates[0]}, which no state holds"
+    elif uncertain.candidates:
+        known = "may have bought " + ", ".join(uncertain.candidates)
+    else:
+        known = "no live instance of its spec that nobody holds"
+    if uncertain.followed_up is not None:
+        later = uncertain.followed_up
+        known += f"; followed up: {later.who.resource} got {later.instance_id} at {_stamp(later.claimed_at)}"
+    return [
+        f"#{p.id}",
+        "abandoned" if p.abandoned else p.state,
+        _cell(p.who.label),
+        _cell(p.model),
+        str(p.units),
+        _cell(p.release_time or "none"),
+        _stamp(p.sent_at) or "?",
+        _cell(p.host),
+        _cell(known, 160),
+    ]
+
+
+def _adopt_as(finding: InstanceFinding) -> Who | None:
+    """The resource the ledger says should adopt it: its holder, or the one uncertain purchase's."""
+    facts = finding.ledger
+    if facts is None:
+        return None
+    if facts.claim is not None and facts.claim.held:
+        return facts.claim.who
+    owners = {p.who for p in facts.may_be}
+    return owners.pop() if len(owners) == 1 else None
+
+
 def adopt_line(finding: InstanceFinding) -> str:
-    """A quota-list entry (YAML flow mapping) that adopts the instance as it is: same size, same release."""
+    """A quota-list entry (YAML flow mapping) that adopts the instance as it is: same size, same release;
+    named as the resource the ledger says it is for, when it says."""
     live = finding.live
-    name = live.instance_id if _QUOTA_NAME.match(live.instance_id) else _safe_name(live.instance_id)
+    adopter = _adopt_as(finding)
+    wanted = adopter.resource if adopter is not None and adopter.resource else live.instance_id
+    name = wanted if _QUOTA_NAME.match(wanted) else _safe_name(wanted)
     fields = [
         f"name: {json.dumps(name)}",
         f"model: {json.dumps(live.model)}",
@@ -144,6 +294,8 @@ def adopt_line(finding: InstanceFinding) -> str:
     line = "- {" + ", ".join(fields) + "}"
     if not live.release_known:
         line += "  # Qianfan does not report its release: add releaseTime if one is scheduled, or adoption cancels it"
+    elif adopter is not None and adopter.stack:
+        line += f"  # in stack {adopter.stack}, as the ledger says"
     return line
 
 

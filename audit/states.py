@@ -26,9 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .records import Claim
+from .records import PROJECT, Claim
 
-PROJECT = "qianfan-tpm"
 TPM_QUOTA_TYPE = "pulumi-python:dynamic/qianfan:TPMQuota"
 SUPPORTED_VERSIONS = (3, 4)
 #: A stack of thousands of resources is a few MB; this only stops a wrong file from eating memory.

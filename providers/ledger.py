@@ -110,6 +110,60 @@ class PurchaseRecord:
         return self.state in OPEN_STATES and now > self.deadline + GRACE_SECONDS
 
 
+@dataclass(frozen=True)
+class PurchaseEntry:
+    """A purchase as the journal shows it: its record, Qianfan's requestId (when the answer came)
+    and when the record last changed."""
+
+    record: PurchaseRecord
+    request_id: str | None
+    updated_at: float
+
+
+#: The journal's action for a claim the audit let go (`python -m audit --forget-claim`).
+FORGOTTEN = "forgotten"
+
+
+@dataclass(frozen=True)
+class ClaimRecord:
+    """Who holds an instance: the owner, and the purchase that bought it (None: adopted)."""
+
+    instance_id: str
+    model: str
+    purchase_id: int | None
+    owner: Owner
+    claimed_at: float
+    #: When it was let go (released, or forgotten with the audit); None while it is held.
+    released_at: float | None
+
+
+@dataclass(frozen=True)
+class JournalEvent:
+    """A change made to an instance: adopted, resized, rescheduled, released, forgotten."""
+
+    id: int
+    model: str
+    instance_id: str
+    action: str
+    owner: Owner
+    host: str
+    at: float
+    request_id: str | None
+    detail: str | None
+
+
+@dataclass(frozen=True)
+class JournalView:
+    """One account's journal as one transaction saw it, for the audit."""
+
+    now: float
+    claims: tuple[ClaimRecord, ...]
+    purchases: tuple[PurchaseEntry, ...]
+    events: tuple[JournalEvent, ...]
+    #: How many other accounts (endpoints or key pairs) the ledger holds records of.
+    other_accounts: int
+
+
 class Cursor(Protocol):
     def execute(self, sql: str, params: Sequence[Any] = ..., /) -> Any: ...
     def fetchone(self) -> Any: ...
@@ -453,6 +507,123 @@ class Ledger:
                 if self._version == version:
                     self._clock.wait(self._changed, pause)
             attempt = min(attempt + 1, 16)
+
+    # -- the journal, read by the audit: each query one transaction, none writes ---------------
+    def claims(self) -> list[ClaimRecord]:
+        """Every instance a purchase, recovery or adoption claimed, held or let go, oldest first."""
+        with self.backend.transaction(self.account) as cur:
+            return self._claims(cur)
+
+    def purchases(self, states: Iterable[State] | None = None) -> list[PurchaseEntry]:
+        """Every purchase recorded (or those in `states`), oldest first, with Qianfan's requestId."""
+        with self.backend.transaction(self.account) as cur:
+            return self._purchases(cur, states)
+
+    def events(self) -> list[JournalEvent]:
+        """Every change journaled (adoptions, resizes, release changes, releases, forgotten claims), in order."""
+        with self.backend.transaction(self.account) as cur:
+            return self._events(cur)
+
+    def view(self) -> JournalView:
+        """Claims, purchases and events as one transaction saw them, with the ledger's time then."""
+        with self.backend.transaction(self.account) as cur:
+            cur.execute(
+                "SELECT COUNT(*) FROM (SELECT account FROM purchases UNION SELECT account FROM claims) AS seen "
+                "WHERE account <> ?",
+                (self.account,),
+            )
+            others = int(cur.fetchone()[0])
+            return JournalView(
+                now=self.now(),
+                claims=tuple(self._claims(cur)),
+                purchases=tuple(self._purchases(cur, None)),
+                events=tuple(self._events(cur)),
+                other_accounts=others,
+            )
+
+    def forget_claim(self, instance_id: str, why: str) -> ClaimRecord | None:
+        """Let go of a claim whose holder's state is gone, so another resource may adopt the instance:
+        the claim as it was (None: the ledger has none; already let go: left as it is). The audit's
+        `--forget-claim`, the one change made to a ledger outside a purchase; journaled as `forgotten`."""
+        with self._tx() as cur:
+            found = self._claims(cur, instance_id)
+            if not found or found[0].released_at is not None:
+                return found[0] if found else None
+            claim = found[0]
+            now = self.now()
+            cur.execute(
+                "UPDATE claims SET released_at = ? WHERE account = ? AND instance_id = ? AND released_at IS NULL",
+                (now, self.account, instance_id),
+            )
+            cur.execute(
+                "INSERT INTO events (account, model, instance_id, action, project, stack, resource, host, at, "
+                "request_id, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    self.account,
+                    claim.model,
+                    instance_id,
+                    FORGOTTEN,
+                    claim.owner.project,
+                    claim.owner.stack,
+                    claim.owner.resource,
+                    self.host,
+                    now,
+                    None,
+                    why,
+                ),
+            )
+            return claim
+
+    def _claims(self, cur: Cursor, instance_id: str | None = None) -> list[ClaimRecord]:
+        where, params = ("AND instance_id = ? ", (instance_id,)) if instance_id is not None else ("", ())
+        cur.execute(
+            "SELECT instance_id, model, purchase_id, project, stack, resource, claimed_at, released_at FROM claims "
+            f"WHERE account = ? {where}ORDER BY claimed_at, instance_id",
+            (self.account, *params),
+        )
+        return [
+            ClaimRecord(
+                instance_id=row[0],
+                model=row[1],
+                purchase_id=None if row[2] is None else int(row[2]),
+                owner=Owner(row[3], row[4], row[5]),
+                claimed_at=float(row[6]),
+                released_at=None if row[7] is None else float(row[7]),
+            )
+            for row in cur.fetchall()
+        ]
+
+    def _purchases(self, cur: Cursor, states: Iterable[State] | None) -> list[PurchaseEntry]:
+        wanted = None if states is None else sorted({State(s).value for s in states})
+        if wanted == []:
+            return []
+        where = "" if wanted is None else f"AND state IN ({', '.join('?' for _ in wanted)}) "
+        cur.execute(
+            f"SELECT {_COLUMNS}, request_id, updated_at FROM purchases WHERE account = ? {where}ORDER BY id",
+            (self.account, *(wanted or ())),
+        )
+        return [PurchaseEntry(_record(row), row[15], float(row[16])) for row in cur.fetchall()]
+
+    def _events(self, cur: Cursor) -> list[JournalEvent]:
+        cur.execute(
+            "SELECT id, model, instance_id, action, project, stack, resource, host, at, request_id, detail "
+            "FROM events WHERE account = ? ORDER BY id",
+            (self.account,),
+        )
+        return [
+            JournalEvent(
+                id=int(row[0]),
+                model=row[1],
+                instance_id=row[2],
+                action=row[3],
+                owner=Owner(row[4], row[5], row[6]),
+                host=row[7],
+                at=float(row[8]),
+                request_id=row[9],
+                detail=row[10],
+            )
+            for row in cur.fetchall()
+        ]
 
     # -- inside transactions --------------------------------------------------------------------
     def _gate_holder(self, cur: Cursor, model: str, now: float) -> str | None:
@@ -813,3 +984,127 @@ def ledger_for(settings: Settings, host: str, clock: Clock = REAL) -> Ledger:
             lambda: SqliteBackend(path, where.describe(), clock), where.describe(), account_key(settings), host, clock
         )
     return memory_ledger(host, clock)
+
+
+# -- an existing ledger, for the audit ----------------------------------------------------------------------
+def existing_ledger(settings: Settings, host: str, *, writable: bool = False, clock: Clock = REAL) -> Ledger:
+    """The ledger `qianfan:ledger` names, as the audit opens it: only if it exists, never created,
+    initialised or migrated (LedgerError naming it otherwise), and read-only unless `writable` (the
+    audit's `--forget-claim`, which changes rows but never the schema)."""
+    where = settings.ledger
+    name = where.describe()
+    if where.kind == "postgresql" and where.url is not None:
+        url = where.url.reveal()
+        return Ledger(
+            lambda: _ExistingPostgresBackend(url, name, lambda text: redact(text, settings), writable, clock),
+            name,
+            account_key(settings),
+            host,
+            clock,
+        )
+    if where.kind == "sqlite" and where.path is not None:
+        path = str(Path(where.path).expanduser())
+        return Ledger(
+            lambda: _ExistingSqliteBackend(path, name, writable, clock), name, account_key(settings), host, clock
+        )
+    raise LedgerError(f"{name}: it lived in a provider host's memory and is gone; there is no ledger to read")
+
+
+_NEVER_CREATED = "the audit never creates one"
+_LEDGER_TABLES = frozenset({"purchases", "claims", "gates", "events"})
+
+
+class _ExistingSqliteBackend(SqliteBackend):
+    """A SQLite ledger that exists already, opened without creating or changing anything in it: no
+    directory, file, table or pragma is written; read-only (`mode=ro`) unless `writable` (`mode=rw`)."""
+
+    def __init__(self, path: str, name: str, writable: bool, clock: Clock = REAL) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self.name = name
+        self._writable = writable
+        file = Path(path)
+        if not file.is_file():
+            problem = "is a directory" if file.is_dir() else "does not exist"
+            raise LedgerError(
+                f"{name}: {problem} (a provider host creates the ledger at its first purchase); {_NEVER_CREATED}"
+            )
+        mode = "rw" if writable else "ro"
+        try:
+            self._conn = sqlite3.connect(
+                f"{file.absolute().as_uri()}?mode={mode}",
+                uri=True,
+                timeout=BUSY_TIMEOUT_SECONDS,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+        except sqlite3.Error as exc:
+            raise LedgerError(f"{name}: cannot be used ({_sqlite_problem(exc)})") from None
+        try:
+            self._conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_SECONDS * 1000)}")
+            cur = self._conn.cursor()
+            self._refuse_foreign(cur)
+            tables = {row[0] for row in cur.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if not tables >= _LEDGER_TABLES:
+                raise LedgerError(f"{name}: holds no ledger (an empty or half-made file); {_NEVER_CREATED}")
+        except sqlite3.Error as exc:
+            self._conn.close()
+            raise LedgerError(f"{name}: cannot be used ({_sqlite_problem(exc)})") from None
+        except LedgerError:
+            self._conn.close()
+            raise
+
+    @contextmanager
+    def transaction(self, account: str) -> Iterator[Cursor]:
+        if self._writable:
+            with super().transaction(account) as cur:
+                yield cur
+            return
+        with self._lock:  # a read: a deferred transaction is one snapshot, and blocks no writer
+            cur = self._conn.cursor()
+            try:
+                cur.execute("BEGIN")
+                try:
+                    yield cur
+                finally:
+                    cur.execute("ROLLBACK")
+            except sqlite3.Error as exc:
+                raise LedgerError(f"{self.name}: {_sqlite_problem(exc)}") from None
+            finally:
+                cur.close()
+
+
+class _ExistingPostgresBackend(PostgresBackend):
+    """A PostgreSQL ledger that exists already: its schema is checked, never created or migrated, and
+    unless `writable` the session is read-only, so the server itself refuses any write."""
+
+    def __init__(self, url: str, name: str, scrub: Callable[[str], str], writable: bool, clock: Clock = REAL) -> None:
+        self._writable = writable
+        super().__init__(url, name, scrub, clock)
+
+    def _initialise(self) -> None:
+        try:
+            with self._lock, self._conn.transaction():
+                cur = self._conn.cursor()
+                cur.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (PG_SCHEMA,))
+                tables = {str(row[0]) for row in cur.fetchall()}
+                if not tables:
+                    raise LedgerError(f"{self.name}: holds no ledger (no schema {PG_SCHEMA}); {_NEVER_CREATED}")
+                meta: dict[str, str] = {}
+                if "meta" in tables:
+                    cur.execute(f"SELECT name, value FROM {PG_SCHEMA}.meta")
+                    meta = {str(row[0]): str(row[1]) for row in cur.fetchall()}
+                version = meta.get("schema")
+                if meta.get("application") != _PG_APPLICATION or version is None or not version.isdigit():
+                    raise LedgerError(
+                        f"{self.name}: schema {PG_SCHEMA} holds another program's tables "
+                        f"({', '.join(sorted(tables)[:8])}), not a ledger"
+                    )
+                _check_version(int(version), self.name)
+                if not tables >= _LEDGER_TABLES:
+                    raise LedgerError(f"{self.name}: schema {PG_SCHEMA} holds a half-made ledger; {_NEVER_CREATED}")
+            if not self._writable:
+                self._conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+        except LedgerError:
+            self._conn.close()
+            raise

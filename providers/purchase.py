@@ -223,7 +223,9 @@ class Purchases:
             raise ProviderError(
                 f"adoptInstanceId {instance_id}: {holder.describe()} already holds this instance (bought or adopted "
                 f"there, recorded in the {self._ledger.name}); one instance can belong to one resource only — "
-                "remove adoptInstanceId from one of them"
+                "remove adoptInstanceId from one of them, or, if that resource's state is gone (a lost stack, "
+                f"`pulumi state delete`), let go of its claim with `python -m audit --ledger … --forget-claim "
+                f"{instance_id}` (this stack's endpoint and keys; see docs/audit.md) and run `pulumi up` again"
             )
 
     # -- sending ----------------------------------------------------------------------------------

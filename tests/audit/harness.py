@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from hostdriver import PROJECT_ROOT, ProviderHost
+from hostdriver import PROJECT_ROOT, ProviderHost, urn
 from hostdriver.process import first_line, stop
 from qianfan_sandbox import SandboxControl
 from tests.audit.pulumi_state import Quota, checkpoint_document, encrypted, export_document, shown
@@ -149,9 +149,10 @@ def sdk_calls(url: str, calls: list[tuple[str, dict[str, Any]]]) -> list[Any]:
     return results
 
 
-def create(host: ProviderHost, name: str, props: dict[str, Any], **extra: Any) -> Quota:
-    """Check then Create through the host, keeping both what the engine would store."""
-    inputs, failures = host.check(props, name=name)
+def create(host: ProviderHost, name: str, props: dict[str, Any], *, stack: str = "dev", **extra: Any) -> Quota:
+    """Check then Create through the host, keeping both what the engine would store. As a program's
+    TPMQuota does, the inputs name the resource (`ownerUrn`), which the ledger records."""
+    inputs, failures = host.check({"ownerUrn": urn(name, stack), **props}, name=name)
     assert not failures, failures
     id_, outputs = host.create(inputs, name=name)
     return Quota(name, id_, inputs, outputs, dict(extra))
@@ -231,7 +232,10 @@ def world_in(root: Path) -> Iterator[World]:
             )
             # ... and a resource of another stack adopts one too.
             staging_shared = create(
-                later, "shared", {"model": "ernie-char-8k", "purchaseCount": 1, "adoptInstanceId": dev["shared"].id}
+                later,
+                "shared",
+                {"model": "ernie-char-8k", "purchaseCount": 1, "adoptInstanceId": dev["shared"].id},
+                stack="staging",
             )
         finally:
             later.close()
