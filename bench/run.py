@@ -8,6 +8,8 @@ Every figure is printed beside a baseline measured in the same run, on the same 
 - M creates of one model issued at once through the host against a sandbox with latency, vs the
   2 calls a create cannot avoid (the floor) and vs the 3 calls it needs without sharing, both made
   with the `qianfan` SDK from 4 threads (the host's worker count);
+- the same M creates with the purchase ledger in a SQLite file and on a PostgreSQL server the run
+  starts, each vs the same run with `qianfan:ledger: off`, with their Purchase and Describe calls;
 - a refresh of N quotas over 4 models, vs one Describe per quota from 4 threads with the SDK;
 - the audit of every documented model, vs the same Describe calls from one thread.
 
@@ -27,15 +29,17 @@ import json
 import logging
 import os
 import platform
+import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import textwrap
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass
 from datetime import date
 from enum import Enum
@@ -46,8 +50,10 @@ from pulumi.dynamic.dynamic import serialize_provider
 
 from bench.noop_provider import NoopProvider
 from hostdriver import PROJECT_ROOT, ProviderHost
+from hostdriver.postgres import PostgresServer, PostgresUnavailable
 from hostdriver.process import first_line, stop
 from providers import TPMQuotaProvider
+from providers.ledger import PG_SCHEMA
 from providers.models import DOCUMENTED_MODELS
 from qianfan_sandbox import SandboxControl
 
@@ -69,6 +75,8 @@ STATE = {
 }
 #: The table and every line printed under it fit a terminal this wide.
 WIDTH = 120
+#: What a row shows when its figure could not be measured in this run (the reason in a note).
+NOT_MEASURED = "not measured"
 
 
 class Met(Enum):
@@ -336,8 +344,10 @@ def standalone_sandbox(db: Path, latency_ms: int, extra_models: Sequence[str] = 
     process = subprocess.Popen(command, cwd=PROJECT, stdout=subprocess.PIPE, text=True)
     try:
         line = first_line(process, 30)
-        if not line:
+        if line is None:
             raise RuntimeError("the standalone sandbox printed no URL within 30 s")
+        if not line:
+            raise RuntimeError("the standalone sandbox exited without printing its URL (its reason is above)")
         yield next(word for word in line.split() if word.startswith("http://127.0.0.1:"))
     finally:
         stop(process)
@@ -457,9 +467,12 @@ def sdk_worker(url: str) -> Iterator[SdkWorker]:
         worker.close()
 
 
-def provider_apply_seconds(workdir: Path, url: str, db: Path, creates: int, model: str) -> tuple[float, int]:
+def provider_apply_seconds(
+    workdir: Path, url: str, db: Path, creates: int, model: str, ledger: str
+) -> tuple[float, Counter[str]]:
+    """`creates` creates of `model` at once through a new host; the time, and the API calls by action."""
     control = SandboxControl(db)
-    config = sandbox_config(db, endpoint=url, **{"qianfan:extraModels": model})
+    config = sandbox_config(db, endpoint=url, **{"qianfan:extraModels": model, "qianfan:ledger": ledger})
     with host(workdir, f"apply-{model}", config) as h:
         # One create first, untimed and of another model: the baseline process has imported the SDK
         # before its clock starts too. The one-time import is reported on its own row.
@@ -471,7 +484,7 @@ def provider_apply_seconds(workdir: Path, url: str, db: Path, creates: int, mode
         with ThreadPoolExecutor(max_workers=creates) as pool:
             list(pool.map(lambda i: h.create(checked[i], name=f"q{i}"), range(creates)))
         elapsed = time.perf_counter() - started
-    return elapsed, len(control.requests())
+    return elapsed, Counter(str(r["action"]) for r in control.requests())
 
 
 def bench_apply(workdir: Path, creates: int, latency_ms: int, repeat: int) -> list[Row]:
@@ -483,13 +496,15 @@ def bench_apply(workdir: Path, creates: int, latency_ms: int, repeat: int) -> li
     naive: list[float] = []
     calls_ours = calls_naive = 0
     db = workdir / "apply.sqlite3"
+    ledger = str(workdir / "apply-ledger.sqlite3")  # the default, a SQLite file, but not the user's own
     with standalone_sandbox(db, latency_ms, [m for triple in models for m in triple]) as url, sdk_worker(url) as sdk:
         for floor_model, naive_model, ours_model in models:
             floor.append(sdk.run("floor", creates, floor_model)[0])
             seconds, calls_naive = sdk.run("naive", creates, naive_model)
             naive.append(seconds)
-            seconds, calls_ours = provider_apply_seconds(workdir, url, db, creates, ours_model)
+            seconds, actions = provider_apply_seconds(workdir, url, db, creates, ours_model, ledger)
             ours.append(seconds)
+            calls_ours = actions.total()
     per_create = calls_ours / creates
     return [
         timed_row(f"{creates} creates at once, vs the floor [d]", Pairs(ours, floor), secs, "[d]", 1.25),
@@ -502,6 +517,86 @@ def bench_apply(workdir: Path, creates: int, latency_ms: int, repeat: int) -> li
             f"{calls_naive / creates:g} ({calls_naive}) [e]",
         ),
     ]
+
+
+# -- the purchase ledger's cost ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class LedgerRun:
+    """One measurement of the creates with a ledger: its calls, and the claims its ledger holds."""
+
+    purchases: int
+    describes: int
+    others: int
+    claims: int | None  # None with the ledger off: it was in the host's memory
+
+    def calls(self) -> str:
+        return f"{self.purchases} + {self.describes}" + (f" + {self.others} other" if self.others else "")
+
+
+def ledger_run(actions: Counter[str], claims: int | None) -> LedgerRun:
+    purchases, describes = actions["PurchaseTPMResource"], actions["DescribeTPMResource"]
+    return LedgerRun(purchases, describes, actions.total() - purchases - describes, claims)
+
+
+def ledger_claims(ledger: str, model: str) -> int:
+    """How many instances of `model` the ledger holds as claimed: proof that the hosts used it."""
+    if ledger.startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(ledger, connect_timeout=10) as conn:
+            found = conn.execute(f"SELECT count(*) FROM {PG_SCHEMA}.claims WHERE model = %s", (model,)).fetchone()
+    else:
+        with closing(sqlite3.connect(ledger, timeout=10)) as conn:
+            found = conn.execute("SELECT count(*) FROM claims WHERE model = ?", (model,)).fetchone()
+    return int(found[0]) if found else 0
+
+
+def bench_ledger(workdir: Path, creates: int, latency_ms: int, repeat: int) -> tuple[list[Row], str | None]:
+    """The creates of `bench_apply` (same sandbox latency, same warm-up) with the ledger in a SQLite
+    file, off, and on PostgreSQL, in turn, `repeat` times: each ledger's run sits beside a run with
+    it off. The PostgreSQL server is the run's own, durable (fsync on) as a real server is, with a
+    fresh database; when it cannot start, its rows are not measured and the reason is returned."""
+    kinds = ("sqlite", "off", "postgresql")
+    models = [{kind: f"bench-ledger-{kind}-{i}" for kind in kinds} for i in range(repeat)]
+    seconds: dict[str, list[float]] = {kind: [] for kind in kinds}
+    runs: dict[str, list[LedgerRun]] = {kind: [] for kind in kinds}
+    db = workdir / "ledger-sandbox.sqlite3"  # not ledger.sqlite3: the sandbox rows' default ledger is there
+    ledgers = {"sqlite": str(workdir / "ledger-sqlite.sqlite3"), "off": "off"}
+    unmeasured: str | None = None
+    every_model = [m for run in models for m in run.values()]
+    with ExitStack() as stack:
+        try:
+            server = stack.enter_context(PostgresServer(durable=True))
+            ledgers["postgresql"] = server.create_database("bench_ledger")
+        except PostgresUnavailable as error:
+            unmeasured = f"the PostgreSQL server could not start: {str(error).splitlines()[0]}"
+        url = stack.enter_context(standalone_sandbox(db, latency_ms, every_model))
+        for run in models:
+            for kind in kinds:
+                if kind not in ledgers:
+                    continue
+                elapsed, actions = provider_apply_seconds(workdir, url, db, creates, run[kind], ledgers[kind])
+                seconds[kind].append(elapsed)
+                claims = None if kind == "off" else ledger_claims(ledgers[kind], run[kind])
+                runs[kind].append(ledger_run(actions, claims))
+    rows: list[Row] = []
+    off = runs["off"]
+    for kind, name in (("sqlite", "SQLite"), ("postgresql", "PostgreSQL")):
+        timed = f"{creates} creates, ledger {name} vs off [h]"
+        counted = f"{creates} creates, ledger {name}: calls [h]"
+        claimed = f"{creates} creates, ledger {name}: claims [h]"
+        if kind not in ledgers:
+            rows += [Row(measure, f"{NOT_MEASURED} [i]") for measure in (timed, counted, claimed)]
+            continue
+        rows.append(timed_row(timed, Pairs(seconds[kind], seconds["off"]), secs, "[h]", 1.1))
+        # Exact figures, shown from a run that missed if any did (the last run otherwise).
+        bought = [r.purchases == creates for r in runs[kind]]
+        shown = runs[kind][bought.index(False) if not all(bought) else -1]
+        rows.append(count_row(counted, shown.calls(), f"{creates} purchases", all(bought), f"{off[-1].calls()} [h]"))
+        held = [r.claims == creates for r in runs[kind]]
+        shown = runs[kind][held.index(False) if not all(held) else -1]
+        rows.append(count_row(claimed, shown.claims, f"{creates}", all(held)))
+    return rows, unmeasured
 
 
 def bench_refresh(workdir: Path, quotas: int, latency_ms: int, repeat: int) -> list[Row]:
@@ -655,13 +750,43 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
 NOTES = {
     "a": "a do-nothing dynamic provider in the same provider host",
     "b": "the first call pays the qianfan SDK's import and the sandbox's start, once per host; baseline: the next call",
-    "d": "creates of one model, issued at once (the host serves 4 at a time); the floor: the 2 calls a create "
-    "cannot avoid (the purchase, then a listing that shows it) with the SDK from 4 threads, since the provider never "
-    "records an id Qianfan has not listed",
+    "d": "creates of one model, issued at once (the host serves 4 at a time), with the default ledger (a SQLite "
+    "file, here in the run's temporary directory); the floor: the 2 calls a create cannot avoid (the purchase, then "
+    "a listing that shows it) with the SDK from 4 threads, since the provider never records an id Qianfan has not "
+    "listed",
     "e": "a client without shared listings: 3 calls per create (Describe, Purchase, Describe), SDK from 4 threads",
     "f": "1 Describe per quota, by id, with the SDK from 4 threads; the provider shares one listing per model",
     "g": "the same Describe calls one after another with the SDK from 1 thread; whole processes timed",
+    "h": "the creates of [d] (same latency, same warm-up) with qianfan:ledger a SQLite file in the run's temporary "
+    "directory, or a fresh database on a PostgreSQL server the run starts (fsync on, as a real server); baseline: "
+    "the same creates with the ledger off, measured in turn; calls: Purchase + Describe, beside those with the ledger "
+    "off; claims: the created instances the ledger holds as claimed",
 }
+
+
+def report(rows: Sequence[Row], notes: dict[str, str]) -> tuple[list[str], int]:
+    """The table, the notes its rows refer to, and the verdict; with the exit code, 1 only when a
+    goal is missed (a figure not measured is not a miss: the verdict counts it apart)."""
+    missed = [row for row in rows if row.met is Met.NO]
+    noisy = [row for row in rows if row.met is Met.NOISE]
+    met = [row for row in rows if row.met is Met.YES]
+    unmeasured = [row for row in rows if row.ours.startswith(NOT_MEASURED)]
+    lines = table(rows)
+    lines += wrapped(
+        "ratio, range: the median of the pairs' ratios (figure / baseline, measured in turn), then the lowest and "
+        "highest. met: ✔ the median meets the goal; ~ within this run's noise (the median misses, some pair meets); "
+        "✘ every pair misses."
+    )
+    for key in sorted(notes):
+        if f"[{key}]" in "".join("".join(row.cells) for row in rows):
+            lines += wrapped(f"[{key}] {notes[key]}")
+    verdict = f"result: {len(met)} goal(s) met, {len(noisy)} within noise, {len(missed)} missed"
+    if unmeasured:
+        verdict += f", {len(unmeasured)} not measured"
+    if missed:
+        verdict += ": " + "; ".join(row.measure for row in missed) + " (exit 1)"
+    lines += wrapped(verdict)
+    return lines, 1 if missed else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -682,6 +807,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             notes["c"] = spelled
             return rows
 
+        def ledger() -> list[Row]:
+            rows, unmeasured = bench_ledger(workdir, args.creates, args.latency_ms, slow)
+            if unmeasured is not None:
+                notes["i"] = f"{unmeasured}; not counted as a missed goal"
+            return rows
+
         steps: list[tuple[str, Callable[[], list[Row]]]] = [
             (
                 f"preview of {args.quotas} quotas, {args.repeat} pairs",
@@ -696,6 +827,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{args.creates} creates, {slow} x (floor, no sharing, provider)",
                 lambda: bench_apply(workdir, args.creates, args.latency_ms, slow),
             ),
+            (f"{args.creates} creates, {slow} x (ledger SQLite, off, PostgreSQL)", ledger),
             (
                 f"refresh of {args.refreshes} quotas, {slow} pairs",
                 lambda: bench_refresh(workdir, args.refreshes, args.latency_ms, slow),
@@ -713,21 +845,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt:
             print(f"\n{prog}: interrupted; no table", file=sys.stderr)
             return 130
-    missed = [row for row in rows if row.met is Met.NO]
-    noisy = [row for row in rows if row.met is Met.NOISE]
-    met = [row for row in rows if row.met is Met.YES]
-    lines = table(rows)
-    lines += wrapped(
-        "ratio, range: the median of the pairs' ratios (figure / baseline, measured in turn), then the lowest and "
-        "highest. met: ✔ the median meets the goal; ~ within this run's noise (the median misses, some pair meets); "
-        "✘ every pair misses."
-    )
-    for key in sorted(notes):
-        if f"[{key}]" in "".join("".join(row.cells) for row in rows):
-            lines += wrapped(f"[{key}] {notes[key]}")
-    verdict = f"result: {len(met)} goal(s) met, {len(noisy)} within noise, {len(missed)} missed"
-    if missed:
-        verdict += ": " + "; ".join(row.measure for row in missed) + " (exit 1)"
-    lines += wrapped(verdict)
+    lines, code = report(rows, notes)
     print("\n".join(lines))
-    return 1 if missed else 0
+    return code

@@ -2,7 +2,8 @@
 
 The Pulumi CLI cannot run on our CI machines, so everything that needs "what the engine does" goes
 through here: `ProviderHost` starts `python -m pulumi.dynamic` and calls its gRPC methods as the
-engine would.
+engine would. `postgres.PostgresServer` runs a real PostgreSQL server on 127.0.0.1 for the ledger's
+tests and the benchmark's ledger rows.
 """
 
 from . import program as program

