@@ -61,10 +61,11 @@ class Answer:
 
 @dataclass(frozen=True)
 class Receipt:
-    """What a purchase answered."""
+    """What a purchase answered, and when (set by whoever marked the purchase as a write)."""
 
     instance_id: str
     request_id: str | None
+    answered: float | None = None
 
 
 class QianfanClient:

@@ -100,7 +100,7 @@ class Lifecycle:
         )
         instance_id, release = bought.instance_id, bought.release_time
         try:
-            instance = self._wait_visible(inputs, instance_id, release, deadline)
+            instance = self._wait_visible(inputs, instance_id, release, bought.answered, deadline)
             return instance_id, self._outputs(_asked(inputs, release), instance)
         except Exception as exc:  # noqa: BLE001 - a paid quota must never fail without its id
             spec = Spec(inputs.model, inputs.purchase_count, release)
@@ -154,8 +154,9 @@ class Lifecycle:
         deadline = self.deadline()
         owner = Owner.of(props.get("ownerUrn"))
         try:
-            with self.listings.writing(model, deadline):
+            with self.listings.writing(model, deadline) as write:
                 request_id = self.client.release(model, id_, deadline)
+            answered = write.ended
         except QianfanError as err:
             if err.kind not in (Kind.NOT_FOUND, Kind.REJECTED):
                 raise
@@ -174,9 +175,7 @@ class Lifecycle:
         # Read after write (I2): the release counts once Qianfan shows the instance stopped or gone.
         window = self.settings.settle_seconds
         shown = wait_for(
-            lambda: look(self.listings, model, id_, deadline, fresh=True),
-            lambda found: found is None or found.gone,
-            deadline.sub(window),
+            self._looks(model, id_, answered, deadline), lambda found: found is None or found.gone, deadline.sub(window)
         )
         if shown is None:
             shown = find_instance(self.listings, model, id_, deadline)
@@ -190,7 +189,9 @@ class Lifecycle:
         self.journal(RELEASE, model, id_, owner, request_id)
 
     # -- create paths ----------------------------------------------------------------------------
-    def _wait_visible(self, inputs: Desired, instance_id: str, release: str | None, deadline: Deadline) -> Instance:
+    def _wait_visible(
+        self, inputs: Desired, instance_id: str, release: str | None, answered: float | None, deadline: Deadline
+    ) -> Instance:
         """Wait (bounded) until Describe shows the bought instance, which may be `Creating` first.
 
         If it never shows, the id is still returned: failing here would drop a paid quota from
@@ -198,7 +199,7 @@ class Lifecycle:
         """
         try:
             shown = wait_for(
-                lambda: look(self.listings, inputs.model, instance_id, deadline, fresh=True),
+                self._looks(inputs.model, instance_id, answered, deadline),
                 lambda found: found is not None,
                 deadline.sub(self.settings.settle_seconds),
             )
@@ -248,10 +249,12 @@ class Lifecycle:
         changes = self._plan(instance_id, inputs, now, release, deadline)
         applied: list[_Change] = []
         owner = Owner.of(inputs.owner_urn)
+        answered: float | None = None
         for change in changes:
             try:
-                with self.listings.writing(inputs.model, deadline):
+                with self.listings.writing(inputs.model, deadline) as write:
                     request_id = change.apply()
+                answered = write.ended
             except QianfanError as err:
                 if applied:
                     raise ProviderError(
@@ -266,7 +269,7 @@ class Lifecycle:
             applied.append(change)
             self.journal(change.action, inputs.model, instance_id, owner, request_id)
         try:
-            return self._confirm(instance_id, inputs, release, {c.action for c in applied}, deadline)
+            return self._confirm(instance_id, inputs, release, {c.action for c in applied}, answered, deadline)
         except (QianfanError, ProviderError) as err:
             if not applied or isinstance(err, NotShown):
                 raise
@@ -311,7 +314,13 @@ class Lifecycle:
         return sorted(changes, key=lambda c: c.bill)
 
     def _confirm(
-        self, instance_id: str, inputs: Desired, release: str | None, sent: set[str], deadline: Deadline
+        self,
+        instance_id: str,
+        inputs: Desired,
+        release: str | None,
+        sent: set[str],
+        answered: float | None,
+        deadline: Deadline,
     ) -> Instance:
         """Read after write: Describe must show each change that was sent within settleSeconds."""
 
@@ -319,9 +328,7 @@ class Lifecycle:
             return found is not None and (found.gone or not _mismatches(found, inputs, release, sent))
 
         window = self.settings.settle_seconds
-        found = wait_for(
-            lambda: look(self.listings, inputs.model, instance_id, deadline, fresh=True), settled, deadline.sub(window)
-        )
+        found = wait_for(self._looks(inputs.model, instance_id, answered, deadline), settled, deadline.sub(window))
         if found is None:  # not one answer listed it: look once more, model-wide, before concluding
             found = find_instance(self.listings, inputs.model, instance_id, deadline)
         if found is None or found.gone:
@@ -334,6 +341,21 @@ class Lifecycle:
                 "Qianfan has, then `pulumi up` to try again (qianfan:settleSeconds sets how long to wait)"
             )
         return found
+
+    def _looks(
+        self, model: str, instance_id: str, answered: float | None, deadline: Deadline
+    ) -> Callable[[], Instance | None]:
+        """Looks after a write: the first at a listing requested after its answer came (so the
+        confirmations of a wave of writes share one), each later one at a listing of its own."""
+        first = [answered]
+
+        def one() -> Instance | None:
+            since = first.pop() if first else None
+            if since is None:
+                return look(self.listings, model, instance_id, deadline, fresh=True)
+            return look(self.listings, model, instance_id, deadline, since=since)
+
+        return one
 
     # -- ownership -------------------------------------------------------------------------------
     def _owned(self, instance_id: str, model: str, deadline: Deadline) -> Instance:

@@ -23,17 +23,19 @@ stack at once: forty creates of one model used to cost forty listings before the
 forty confirmations after. An operation that needs "the instances model M has" joins a listing of
 M in flight, or reuses one that is recent enough, under these freshness rules:
 
-- a confirmation after a write (purchase, resize, release change, release) and a purchase
-  recovery use only a listing requested after they asked (`fresh=True`), so after their write
-  was answered;
+- a confirmation after a write (purchase, resize, release change, release) uses only a listing
+  requested after its write was answered (`since=` that moment), and a purchase recovery only one
+  requested after it asked (`fresh=True`);
 - no operation uses a listing requested before a write of this host to the same model was made,
   a write counting as made when it ended (Qianfan answered it, or the attempt failed);
 - a refresh, a pre-purchase listing or an ownership check may use a listing at most
   `qianfan:listingMaxAgeSeconds` old, and no older than `not_before` when the caller gives one
   (0 turns sharing off: every operation lists on its own).
 
-A fresh listing that must be requested while writes of its model are in flight waits a moment for
-them (at most `BATCH_SECONDS`), so that the confirmations of a wave of purchases share one listing.
+A listing that must be new and must be requested while writes of its model are in flight waits a
+moment for them (at most `BATCH_SECONDS`), so that the confirmations of a wave of purchases share
+one listing: the last purchase of the wave to be answered joins the listing the others started as
+its answer came, however long its own bookkeeping took before it asked.
 Each waiter keeps its own deadline and retry policy: a shared attempt that failed only because its
 starter's deadline was short is not handed to a waiter with more time — that waiter lists itself.
 """
@@ -146,8 +148,21 @@ class Lister(Protocol):
     """Where finders and the purchase recovery get listings from: `Listings` in the host."""
 
     def get(
-        self, model: str, deadline: Deadline, *, fresh: bool = False, not_before: float | None = None
+        self,
+        model: str,
+        deadline: Deadline,
+        *,
+        fresh: bool = False,
+        not_before: float | None = None,
+        since: float | None = None,
     ) -> Listing: ...
+
+
+@dataclass
+class Write:
+    """A write of this host to a model; `ended` is set (the clock's monotonic time) as it ends."""
+
+    ended: float | None = None
 
 
 @dataclass
@@ -192,16 +207,18 @@ class Listings:
 
     # -- writes and what they tell --------------------------------------------------------------
     @contextmanager
-    def writing(self, model: str, deadline: Deadline) -> Iterator[None]:
-        """Mark a write to `model` in flight; once it ends, listings requested before are not used."""
+    def writing(self, model: str, deadline: Deadline) -> Iterator[Write]:
+        """Mark a write to `model` in flight; once it ends, listings requested before are not used.
+        The `Write` says when it ended: the moment a confirmation's listing must be requested after."""
+        write = Write()
         with self._cond:
             self._writes[model] += 1
         try:
-            yield
+            yield write
         finally:
             with self._cond:
                 self._writes[model] -= 1
-                self._last_write[model] = deadline.clock.monotonic()
+                write.ended = self._last_write[model] = deadline.clock.monotonic()
                 self._cond.notify_all()
 
     def released(self, model: str, instance_id: str) -> None:
@@ -221,24 +238,33 @@ class Listings:
         return first is not None and first < moment
 
     # -- reading --------------------------------------------------------------------------------
-    def get(self, model: str, deadline: Deadline, *, fresh: bool = False, not_before: float | None = None) -> Listing:
-        """A listing of `model` requested recently enough (see the module doc)."""
+    def get(
+        self,
+        model: str,
+        deadline: Deadline,
+        *,
+        fresh: bool = False,
+        not_before: float | None = None,
+        since: float | None = None,
+    ) -> Listing:
+        """A listing of `model` requested recently enough (see the module doc): `fresh`, requested
+        after this call; `since`, requested after that moment (a write's answer); `not_before`, a
+        shared listing no older than that moment nor than the age limit."""
         asked = deadline.clock.monotonic()
-        return self._client.with_retries(
-            DESCRIBE, lambda: self._once(model, deadline, asked, fresh, not_before), deadline
-        )
+        newer = asked if fresh else since
+        return self._client.with_retries(DESCRIBE, lambda: self._once(model, deadline, newer, not_before), deadline)
 
-    def _once(self, model: str, deadline: Deadline, asked: float, fresh: bool, not_before: float | None) -> Listing:
+    def _once(self, model: str, deadline: Deadline, newer: float | None, not_before: float | None) -> Listing:
         clock = deadline.clock
         while True:
             with self._cond:
-                floor = self._floor(model, clock.monotonic(), asked, fresh, not_before)
+                floor = self._floor(model, clock.monotonic(), newer, not_before)
                 fetch = self._usable(model, floor)
-                if fetch is None and fresh and self._writes[model] > 0:
+                if fetch is None and newer is not None and self._writes[model] > 0:
                     batch = deadline.sub(BATCH_SECONDS)
                     while self._writes[model] > 0 and not batch.expired:
                         clock.wait(self._cond, batch.remaining())
-                    floor = self._floor(model, clock.monotonic(), asked, fresh, not_before)
+                    floor = self._floor(model, clock.monotonic(), newer, not_before)
                     fetch = self._usable(model, floor)
                 starter = fetch is None
                 if fetch is None:
@@ -317,9 +343,9 @@ class Listings:
             problem=listing.problem or f"it lacks {shown_missing}, listed live before",
         )
 
-    def _floor(self, model: str, now: float, asked: float, fresh: bool, not_before: float | None) -> float:
+    def _floor(self, model: str, now: float, newer: float | None, not_before: float | None) -> float:
         """The earliest request time a listing may have to serve this operation."""
-        oldest = asked if fresh else now - self._max_age
+        oldest = newer if newer is not None else now - self._max_age
         if not_before is not None:
             oldest = max(oldest, not_before)
         return max(oldest, self._last_write.get(model, -math.inf))
@@ -350,9 +376,17 @@ _CUT_MARGIN = 1.0
 
 
 # -- finders ----------------------------------------------------------------------------------------
-def look(lister: Lister, model: str, instance_id: str, deadline: Deadline, *, fresh: bool = False) -> Instance | None:
+def look(
+    lister: Lister,
+    model: str,
+    instance_id: str,
+    deadline: Deadline,
+    *,
+    fresh: bool = False,
+    since: float | None = None,
+) -> Instance | None:
     """One look: the instance in a listing of its model, or None when this listing lacks it."""
-    return lister.get(model, deadline, fresh=fresh).find(instance_id)
+    return lister.get(model, deadline, fresh=fresh, since=since).find(instance_id)
 
 
 def find_instance(

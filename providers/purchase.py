@@ -50,6 +50,7 @@ up later than the settle time plus the confirmations is bought again.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -119,6 +120,9 @@ class Bought:
     instance_id: str
     request_id: str | None
     release_time: str | None = None
+    #: When the answer came (the clock's monotonic time), for a confirmation to list after it;
+    #: None when a recovery found the instance.
+    answered: float | None = None
 
 
 class PurchaseApi(Protocol):
@@ -281,7 +285,7 @@ class Purchases:
                     f"billed by the hour: set adoptInstanceId: {receipt.instance_id} on this quota and run `pulumi up` "
                     "again"
                 ) from None
-            return Bought(receipt.instance_id, receipt.request_id, sending.release_time)
+            return Bought(receipt.instance_id, receipt.request_id, sending.release_time, receipt.answered)
         ticket = _Ticket(record, sending, sent, deadline, failure)
         with self._cond:
             self._tickets[record] = ticket  # before the ledger shows it open: a leader must find it here
@@ -556,8 +560,9 @@ class QianfanPurchaseApi:
         return self._listings.get(model, deadline, fresh=fresh, not_before=not_before)
 
     def purchase(self, spec: Spec, deadline: Deadline, *, leave: float) -> Receipt:
-        with self._listings.writing(spec.model, deadline):
-            return self._client.purchase(spec.model, spec.units, spec.release_time, deadline, leave=leave)
+        with self._listings.writing(spec.model, deadline) as write:
+            receipt = self._client.purchase(spec.model, spec.units, spec.release_time, deadline, leave=leave)
+        return dataclasses.replace(receipt, answered=write.ended)
 
     def seen_before(self, model: str, instance_id: str, moment: float) -> bool:
         return self._listings.seen_before(model, instance_id, moment)

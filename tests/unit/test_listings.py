@@ -259,6 +259,27 @@ def test_joining_a_slow_listing_never_waits_past_ones_own_deadline() -> None:
     slow.join(10)
 
 
+def test_a_confirmation_joins_the_listing_its_wave_started_as_its_answer_came(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The last write of a wave to be answered may ask for its confirmation a moment after the
+    others started theirs (its own bookkeeping first): a listing requested after its write ended
+    serves it, so the wave shares one listing."""
+    monkeypatch.setattr(listings_module, "BATCH_SECONDS", 2.0)
+    fake = FakeDescribe({SPEED: []})
+    shared = listings(fake, max_age=30)
+    with shared.writing(SPEED, Deadline(5)) as write:
+        fake.instances[SPEED].append("tpm-a")
+    first = shared.get(SPEED, Deadline(5), since=write.ended)
+    time.sleep(0.05)  # the late asker's bookkeeping
+    assert write.ended is not None and first.requested >= write.ended
+    assert ids(shared.get(SPEED, Deadline(5), since=write.ended)) == ["tpm-a"]
+    assert fake.calls[SPEED] == 1
+    # Asked as "after now" instead, it would have needed a listing of its own.
+    shared.get(SPEED, Deadline(5), fresh=True)
+    assert fake.calls[SPEED] == 2
+
+
 def test_a_starters_short_deadline_does_not_fail_a_waiter_with_time_left() -> None:
     """I6: a refresh with time left that joins a listing started by a create with almost none must
     not inherit the create's "ran out of time": it lists on its own."""
@@ -467,7 +488,15 @@ class FakeLister:
         self.calls: list[tuple[str, bool]] = []
         self.times: list[float] = []
 
-    def get(self, model: str, deadline: Deadline, *, fresh: bool = False, not_before: float | None = None) -> Listing:
+    def get(
+        self,
+        model: str,
+        deadline: Deadline,
+        *,
+        fresh: bool = False,
+        not_before: float | None = None,
+        since: float | None = None,
+    ) -> Listing:
         self.calls.append((model, fresh))
         self.times.append(time.monotonic())
         answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
