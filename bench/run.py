@@ -560,7 +560,7 @@ def bench_ledger(workdir: Path, creates: int, latency_ms: int, repeat: int) -> t
     models = [{kind: f"bench-ledger-{kind}-{i}" for kind in kinds} for i in range(repeat)]
     seconds: dict[str, list[float]] = {kind: [] for kind in kinds}
     runs: dict[str, list[LedgerRun]] = {kind: [] for kind in kinds}
-    db = workdir / "ledger-sandbox.sqlite3"  # not ledger.sqlite3: the sandbox rows' default ledger is there
+    db = workdir / "ledger-sandbox.sqlite3"
     ledgers = {"sqlite": str(workdir / "ledger-sqlite.sqlite3"), "off": "off"}
     unmeasured: str | None = None
     every_model = [m for run in models for m in run.values()]

@@ -413,7 +413,10 @@ def _ledger(raw: str | None, sandbox: bool, sandbox_path: str, env: Mapping[str,
     for an absolute path), or PostgreSQL; unset, the machine's own file. A URL is never echoed."""
     if raw is None:
         if sandbox:  # the dev stack's ledger sits beside its sandbox, and goes when `.sandbox/` goes
-            return LedgerSetting("sqlite", str(Path(sandbox_path).parent / "ledger.sqlite3"))
+            database = Path(sandbox_path)
+            return LedgerSetting(
+                "sqlite", str(database.with_name(f"{database.stem}-ledger{database.suffix or '.sqlite3'}"))
+            )
         state = env.get("XDG_STATE_HOME", "").strip() or str(Path("~/.local/state").expanduser())
         return LedgerSetting("sqlite", str(Path(state) / LEDGER_FILE))
     if raw.lower() == LEDGER_OFF:

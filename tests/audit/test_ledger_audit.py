@@ -108,7 +108,7 @@ def shared(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Shared]:
     finally:
         world.close()
     if location is None:
-        assert (db.parent / "ledger.sqlite3").is_file()  # the hosts really used the default beside the sandbox
+        assert (db.parent / "qianfan-ledger.sqlite3").is_file()  # the hosts really used the default beside the sandbox
     for host in world.hosts:
         text = host.stderr_text() + "\n".join(host.transcript)
         for secret in world.secrets():
@@ -186,7 +186,9 @@ def test_each_live_instance_is_named_with_the_stack_whose_purchase_bought_it(sha
     forgot = shared.audit("--state", str(dev_state), "--forget-claim", lost.id)
     assert forgot.returncode == 0, forgot.stderr
     assert shared.control.requests() == []
-    location = f"ledger {shared.db.parent / 'ledger.sqlite3'}" if shared.location is None else "ledger postgresql://"
+    location = (
+        f"ledger {shared.db.parent / 'qianfan-ledger.sqlite3'}" if shared.location is None else "ledger postgresql://"
+    )
     [line] = forgot.stdout.splitlines()
     assert line.startswith(f"{lost.id}: let go of prod/lost's claim in the {location}")
     assert line.endswith(
@@ -354,7 +356,7 @@ def test_a_missing_sqlite_ledger_is_refused_in_one_line_and_not_created(tmp_path
     control.set_option("creating_seconds", 0)
     control.clear_requests()
     nowhere = tmp_path / "nowhere" / "ledger.sqlite3"
-    for ledger, path in ((["--ledger", str(nowhere)], nowhere), (["--ledger"], db.parent / "ledger.sqlite3")):
+    for ledger, path in ((["--ledger", str(nowhere)], nowhere), (["--ledger"], db.parent / "qianfan-ledger.sqlite3")):
         run = run_audit("--endpoint", "sandbox", "--sandbox-path", str(db), *ledger)
         assert (run.returncode, run.stdout) == (2, "")
         assert run.stderr.splitlines() == [
@@ -441,7 +443,7 @@ def test_the_world_read_with_its_ledger_names_the_lost_stacks_quota(world: World
     assert run.returncode == 1, run.stderr
     document = run.json()
     assert set(document) == {"instances", "missing", "totals", "ledger"}
-    assert document["ledger"]["location"] == str(world.db.parent / "ledger.sqlite3")
+    assert document["ledger"]["location"] == str(world.db.parent / "qianfan-ledger.sqlite3")
     items = by_id(run)
     assert all(set(item) == {*INSTANCE_KEYS, "ledger"} for item in items.values())
     ids = world.ids

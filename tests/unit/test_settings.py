@@ -14,7 +14,16 @@ import pytest
 from pulumi.dynamic import ConfigureRequest
 from pulumi.dynamic.config import Config
 
-from providers.settings import Secret, Settings, SettingsError, StrayKey, load_settings, redact, stray_keys
+from providers.settings import (
+    LedgerSetting,
+    Secret,
+    Settings,
+    SettingsError,
+    StrayKey,
+    load_settings,
+    redact,
+    stray_keys,
+)
 from providers.tpm_quota import _stack_config
 
 #: Any key present tells `load_settings` the engine did send the stack config.
@@ -235,7 +244,7 @@ def test_an_endpoint_from_the_environment_is_checked_too() -> None:
 def test_a_url_refused_for_carrying_credentials_does_not_echo_them() -> None:
     message = refused({"qianfan:endpoint": "https://AKexample:SKexample-hunter2@qianfan.baidubce.com"})
     assert "it must not carry credentials" in message
-    assert "hunter2" not in message and "SKexample" not in message
+    assert "hunter2" not in message and "ter#2" not in message and "SKexample" not in message
 
 
 # -- extraModels --------------------------------------------------------------------------------
@@ -609,3 +618,75 @@ def test_thousands_of_problems_make_a_bounded_message() -> None:
         load_settings({f"qianfan:k{i}": "x" for i in range(5_000)}, {})
     assert len(caught.value.problems) == 5_000
     assert str(caught.value).endswith("; … and 4970 more problems")
+
+
+# -- qianfan:ledger -------------------------------------------------------------------------------------
+def ledger_of(value: str | None, environ: dict[str, str] | None = None, **config: str) -> LedgerSetting:
+    given = {"qianfan:endpoint": "http://127.0.0.1:9", **config}
+    if value is not None:
+        given["qianfan:ledger"] = value
+    return load_settings(given, environ or {}).ledger
+
+
+def test_the_ledger_defaults_to_a_file_per_user() -> None:
+    assert ledger_of(None, {"XDG_STATE_HOME": "/state"}) == LedgerSetting("sqlite", "/state/qianfan-tpm/ledger.sqlite3")
+    home = ledger_of(None, {})
+    assert (
+        home.kind == "sqlite"
+        and home.path is not None
+        and home.path.endswith(".local/state/qianfan-tpm/ledger.sqlite3")
+    )
+
+
+def test_the_dev_stacks_ledger_sits_beside_its_sandbox_and_never_on_it() -> None:
+    beside = ledger_of(None, **{"qianfan:endpoint": "sandbox", "qianfan:sandboxPath": ".sandbox/qianfan.sqlite3"})
+    assert beside == LedgerSetting("sqlite", ".sandbox/qianfan-ledger.sqlite3")
+    named = ledger_of(None, **{"qianfan:endpoint": "sandbox", "qianfan:sandboxPath": "/x/ledger.sqlite3"})
+    assert named.path == "/x/ledger-ledger.sqlite3"
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("off", LedgerSetting("off")),
+        ("OFF", LedgerSetting("off")),
+        ("/var/lib/tpm/ledger.db", LedgerSetting("sqlite", "/var/lib/tpm/ledger.db")),
+        ("ledger.db", LedgerSetting("sqlite", "ledger.db")),
+        ("sqlite:///ledger.db", LedgerSetting("sqlite", "ledger.db")),
+        ("sqlite:////abs/ledger.db", LedgerSetting("sqlite", "/abs/ledger.db")),
+    ],
+)
+def test_ledger_spellings(value: str, expected: LedgerSetting) -> None:
+    assert ledger_of(value) == expected
+
+
+def test_the_environment_names_the_ledger_when_the_stack_does_not() -> None:
+    assert ledger_of(None, {"QIANFAN_TPM_LEDGER": "off"}) == LedgerSetting("off")
+    assert ledger_of("/a.db", {"QIANFAN_TPM_LEDGER": "off"}).path == "/a.db"
+
+
+def test_a_postgresql_ledger_url_is_a_secret_never_shown() -> None:
+    url = "postgresql://tpm:p%40ss%2Fw%23rd@db.example:5432/ledger?sslmode=require"  # percent-encoded, as libpq wants
+    settings = load_settings({"qianfan:endpoint": "http://127.0.0.1:9", "qianfan:ledger": url}, {})
+    assert settings.ledger.kind == "postgresql" and settings.ledger.url == Secret(url)
+    assert settings.ledger.describe() == "ledger postgresql://***@db.example:5432/ledger"
+    assert url not in repr(settings) and "p%40ss" not in repr(settings)
+    scrubbed = redact(f"failed for {url} with p@ss/w#rd", settings)  # decoded too, as a driver may show it
+    assert "p@ss/w#rd" not in scrubbed and url not in scrubbed
+
+
+@pytest.mark.parametrize(
+    "value, shown",
+    [
+        ("mysql://user:hunter2@db/ledger", "'mysql://***@db/ledger'"),
+        ("postgresql://user:hun/ter#2@db/ledger", "'postgresql://***@db/ledger'"),  # not percent-encoded
+        ("postgresql://user:hunter2@:99999/ledger", "'postgresql://***@:99999/ledger'"),
+        ("postgresql:///ledger", "'postgresql:///ledger'"),
+        ("sqlite://ledger.db", "'sqlite://ledger.db'"),
+        ("ledger\n.db", "'ledger\\n.db'"),
+    ],
+)
+def test_a_ledger_that_cannot_be_used_is_refused_without_its_password(value: str, shown: str) -> None:
+    message = refused({"qianfan:endpoint": "http://127.0.0.1:9", "qianfan:ledger": value})
+    assert message.startswith("stack config qianfan:ledger (or QIANFAN_TPM_LEDGER) must be 'off'") and shown in message
+    assert "hunter2" not in message and "ter#2" not in message
