@@ -11,14 +11,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
 from .clock import REAL, Clock, ServerClock
 from .deadline import Deadline, backoff
 from .errors import Kind, QianfanError, classify, from_sdk_exception
 from .fields import PAYMENT_TIMING
-from .settings import CREDENTIALS_HINT, Settings, redact
+from .sdk import connect
+from .settings import Settings, redact
 
 ROUTE = "/v2/charge"
 PURCHASE = "PurchaseTPMResource"
@@ -33,22 +33,6 @@ REQUEST_TIMEOUT_SECONDS = 60.0
 MIN_PURCHASE_REQUEST_SECONDS = 1.0
 
 T = TypeVar("T")
-
-_SANDBOX_LOCK = threading.Lock()
-_SANDBOXES: dict[Path, Any] = {}
-
-
-def embedded_sandbox_url(settings: Settings, access_key: str, secret_key: str) -> str:
-    """Start (once per process and database) the sandbox inside the provider host; give its URL."""
-    from qianfan_sandbox import start_sandbox
-
-    path = Path(settings.sandbox_path).expanduser().resolve()
-    with _SANDBOX_LOCK:
-        sandbox = _SANDBOXES.get(path)
-        if sandbox is None:
-            sandbox = start_sandbox(path, {access_key: secret_key}, extra_models=settings.extra_models)
-            _SANDBOXES[path] = sandbox
-    return str(sandbox.url)
 
 
 @dataclass(frozen=True)
@@ -211,44 +195,5 @@ class QianfanClient:
             return self._call_action
         with self._lock:
             if self._call_action is None:
-                self._call_action = self._connect(action)
+                self._call_action = connect(self._settings, action)
         return self._call_action
-
-    def _connect(self, action: str) -> Callable[..., Any]:
-        from .sdk import SdkConfigConflict, call_action_for
-
-        settings = self._settings
-        if settings.calls_refused:
-            raise QianfanError(action, Kind.CONFIG, message="not sent", hint=settings.calls_refused)
-        access_key = settings.access_key.reveal() if settings.access_key else None
-        secret_key = settings.secret_key.reveal() if settings.secret_key else None
-        if bool(access_key) != bool(secret_key):
-            missing = "qianfan:secretKey" if access_key else "qianfan:accessKey"
-            raise QianfanError(
-                action,
-                Kind.CONFIG,
-                message=f"only half a key pair is configured ({missing} is not set)",
-                hint=CREDENTIALS_HINT,
-            )
-        if settings.sandbox:
-            from qianfan_sandbox import SANDBOX_ACCESS_KEY, SANDBOX_SECRET_KEY, SandboxError
-
-            if not access_key or not secret_key:
-                access_key, secret_key = SANDBOX_ACCESS_KEY, SANDBOX_SECRET_KEY
-            try:
-                endpoint = embedded_sandbox_url(settings, access_key, secret_key)
-            except SandboxError as exc:
-                raise QianfanError(action, Kind.CONFIG, message=str(exc), hint="") from None
-        else:
-            endpoint = settings.endpoint
-            if not access_key or not secret_key:
-                raise QianfanError(
-                    action,
-                    Kind.CONFIG,
-                    message="no Qianfan credentials (qianfan:accessKey, qianfan:secretKey not set)",
-                    hint=CREDENTIALS_HINT,
-                )
-        try:
-            return call_action_for(endpoint, access_key, secret_key)
-        except SdkConfigConflict as exc:
-            raise QianfanError(action, Kind.CONFIG, message=str(exc), hint="") from None

@@ -22,7 +22,7 @@ import providers.client as client_module
 from providers.client import QianfanClient, Receipt
 from providers.deadline import Deadline
 from providers.errors import Kind, QianfanError
-from providers.settings import Secret, Settings, load_settings
+from providers.settings import Secret, Settings
 
 logging.getLogger("qianfan").disabled = True
 from qianfan import errors as sdk_errors  # noqa: E402
@@ -378,69 +378,6 @@ def test_the_sdks_own_text_never_reaches_the_error() -> None:
         client.resize("tpm-a", 1, Deadline(5))
     assert "Authorization" not in str(caught.value) and ACCESS_KEY not in str(caught.value)
     assert caught.value.__cause__ is None and caught.value.__suppress_context__
-
-
-# -- _connect: refusals before any HTTP -------------------------------------------------------------
-@pytest.fixture
-def no_sdk(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Configuring the SDK would be the step before HTTP: fail loudly if it is ever reached."""
-    import providers.sdk
-
-    def refuse(*_: Any) -> Any:
-        raise AssertionError("the SDK was configured: a request could have been sent")
-
-    monkeypatch.setattr(providers.sdk, "call_action_for", refuse)
-
-
-@pytest.mark.usefixtures("no_sdk")
-def test_no_stack_config_refuses_naming_the_cli() -> None:
-    client = QianfanClient(load_settings({}, {"QIANFAN_ACCESS_KEY": "AK", "QIANFAN_SECRET_KEY": "SK"}))
-    with pytest.raises(QianfanError) as caught:
-        client.purchase(MODEL, 1, None, Deadline(5))
-    err = caught.value
-    assert err.kind is Kind.CONFIG and err.definitive_refusal
-    assert "3.139" in str(err) and "QIANFAN_CONSOLE_API_BASE_URL" in str(err)
-    assert str(err).startswith("PurchaseTPMResource failed: not sent — ")
-
-
-@pytest.mark.usefixtures("no_sdk")
-@pytest.mark.parametrize("endpoint", ["https://qianfan.baidubce.com", "sandbox"])
-@pytest.mark.parametrize(
-    "keys, missing",
-    [({"access_key": Secret("AKonly")}, "qianfan:secretKey"), ({"secret_key": Secret("SKonly")}, "qianfan:accessKey")],
-)
-def test_half_a_key_pair_names_the_missing_one(endpoint: str, keys: dict[str, Secret], missing: str) -> None:
-    """Defence in depth: load_settings refuses half a pair at preview (test_settings.py); a client
-    given one anyway still refuses to connect."""
-    client = QianfanClient(Settings(endpoint=endpoint, **keys))
-    with pytest.raises(QianfanError) as caught:
-        client.describe(MODEL, Deadline(5))
-    err = caught.value
-    assert err.kind is Kind.CONFIG
-    assert f"only half a key pair is configured ({missing} is not set)" in str(err)
-    assert "AKonly" not in str(err) and "SKonly" not in str(err)
-
-
-@pytest.mark.usefixtures("no_sdk")
-def test_no_keys_for_a_real_endpoint_names_the_config_keys_and_variables() -> None:
-    client = QianfanClient(load_settings({"qianfan:endpoint": "https://qianfan.baidubce.com"}, {}))
-    with pytest.raises(QianfanError) as caught:
-        client.release(MODEL, "tpm-a", Deadline(5))
-    text = str(caught.value)
-    assert caught.value.kind is Kind.CONFIG
-    assert "no Qianfan credentials (qianfan:accessKey, qianfan:secretKey not set)" in text
-    for name in ("pulumi config set --secret qianfan:accessKey", "QIANFAN_ACCESS_KEY", "QIANFAN_SECRET_KEY"):
-        assert name in text
-
-
-@pytest.mark.usefixtures("no_sdk")
-def test_a_refused_connection_is_asked_again_next_time() -> None:
-    """A refusal is not cached as a connection: fixing nothing gives the same refusal, no call."""
-    client = QianfanClient(load_settings({"qianfan:endpoint": "https://qianfan.baidubce.com"}, {}))
-    for _ in range(2):
-        with pytest.raises(QianfanError, match="no Qianfan credentials"):
-            client.describe(MODEL, Deadline(5))
-    assert client._call_action is None
 
 
 # -- what the answers say besides their result ----------------------------------------------------------
