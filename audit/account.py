@@ -27,7 +27,8 @@ from providers.instances import Instance
 from providers.listings import list_instances
 from providers.models import DOCUMENTED_MODELS, parse_extra_models
 from providers.release_time import normalise_if_possible
-from providers.settings import ENDPOINT_ENV, LEDGER_ENV, MAX_TIMEOUT_SECONDS, Settings, load_settings, redact
+from providers.secrets import redact
+from providers.settings import ENDPOINT_ENV, LEDGER_ENV, MAX_TIMEOUT_SECONDS, Settings, load_settings
 
 from .records import LiveInstance
 

@@ -18,7 +18,8 @@ from .deadline import Deadline, backoff
 from .errors import Kind, QianfanError, classify, from_sdk_exception
 from .fields import PAYMENT_TIMING
 from .sdk import connect
-from .settings import Settings, redact
+from .secrets import redact
+from .settings import Settings
 
 ROUTE = "/v2/charge"
 PURCHASE = "PurchaseTPMResource"

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
 
-from .settings import CREDENTIALS_HINT, Settings, redact
+from .secrets import HasSecrets, redact
 
 
 class Kind(StrEnum):
@@ -43,6 +43,13 @@ class Kind(StrEnum):
 #: (refused, no such host, no answer to the connection attempt). The Kind stays NO_ANSWER.
 NOT_CONNECTED = "could not connect"
 
+
+#: What to do about missing or refused credentials (a hint, written here once).
+CREDENTIALS_HINT = (
+    "set them with `pulumi config set --secret qianfan:accessKey <AK>` and "
+    "`pulumi config set --secret qianfan:secretKey <SK>`, or export QIANFAN_ACCESS_KEY and "
+    "QIANFAN_SECRET_KEY"
+)
 
 #: Kinds after which an idempotent action (everything but Purchase) is sent again.
 RETRYABLE = frozenset({Kind.THROTTLED, Kind.SERVER, Kind.UNSETTLED, Kind.NO_ANSWER, Kind.BAD_ANSWER})
@@ -175,7 +182,7 @@ class QianfanError(Exception):
         }
         return QianfanError(self.action, self.kind, **fields)
 
-    def redacted(self, settings: Settings) -> QianfanError:
+    def redacted(self, settings: HasSecrets) -> QianfanError:
         """The same failure with every configured secret scrubbed from every field the answer filled.
 
         A misbehaving endpoint may echo the Authorization header into any field of its answer —

@@ -34,7 +34,8 @@ from typing import Any, Protocol, TypeVar
 
 from .clock import REAL, Clock
 from .deadline import Deadline
-from .settings import Settings, redact
+from .secrets import redact
+from .settings import Settings
 
 T = TypeVar("T")
 

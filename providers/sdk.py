@@ -19,8 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .errors import Kind, QianfanError
-from .settings import CREDENTIALS_HINT, Settings
+from .errors import CREDENTIALS_HINT, Kind, QianfanError
+from .settings import Settings
 
 _LOCK = threading.Lock()
 _configured: tuple[str, str, str] | None = None

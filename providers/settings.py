@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlsplit
 from .fields import MAX_UNITS
 from .messages import NAME_CUTOFF, likeness, listed, show, show_name
 from .models import parse_extra_models
+from .secrets import Secret
 
 DEFAULT_ENDPOINT = "https://qianfan.baidubce.com"
 #: `qianfan:endpoint` value that starts the embedded sandbox instead of calling Baidu.
@@ -38,12 +39,6 @@ ENDPOINT_ENV = "QIANFAN_CONSOLE_API_BASE_URL"
 #: The first Pulumi CLI that hands a dynamic provider the stack config in Configure.
 MIN_PULUMI_CLI = "3.139"
 
-CREDENTIALS_HINT = (
-    "set them with `pulumi config set --secret qianfan:accessKey <AK>` and "
-    "`pulumi config set --secret qianfan:secretKey <SK>`, or export QIANFAN_ACCESS_KEY and "
-    "QIANFAN_SECRET_KEY"
-)
-
 
 class SettingsError(ValueError):
     """Stack config values that cannot be used: one problem per line, each naming its key.
@@ -55,32 +50,6 @@ class SettingsError(ValueError):
     def __init__(self, *problems: str) -> None:
         self.problems = problems
         super().__init__("; ".join(listed(problems)))
-
-
-class Secret:
-    """A string that never shows itself in repr, str or f-strings (tracebacks print those)."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
-    def __reduce__(self) -> Any:
-        raise TypeError("a Secret is never pickled: it would end up in Pulumi state")
 
 
 #: `qianfan:ledger` value that turns the shared ledger off (this host coordinates with itself only).
@@ -500,12 +469,3 @@ def _half_a_key_pair(given: Callable[[str], Any], missing: str) -> str:
         f"pair is configured. Set it with `pulumi config set --secret {NAMESPACE}:{missing} "
         f"<{'SK' if missing == 'secretKey' else 'AK'}>` or export {SETTINGS[missing]}"
     )
-
-
-def redact(text: str, settings: Settings) -> str:
-    """Replace any configured secret that appears in text; the last line of defence for errors."""
-    for secret in settings.redactions:
-        value = secret.reveal()
-        if value and value in text:
-            text = text.replace(value, "***")
-    return text
