@@ -295,6 +295,10 @@ def test_any_stack_config_key_allows_calls(config: dict[str, str]) -> None:
     assert load_settings(config, {}).calls_refused is None
 
 
+#: A secret key's value, which no message may show.
+KEY = "SKsecret-0123456789abcdef"
+
+
 # -- the stack config as the engine hands it over -------------------------------------------------
 def test_pulumi_config_still_keeps_the_raw_stack_config() -> None:
     """`tpm_quota._stack_config` reads `Config._props`, a private attribute of pulumi's Config:
