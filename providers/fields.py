@@ -126,8 +126,13 @@ def rule_payment_timing(value: Any, policy: Policy | None) -> str:
     return PAYMENT_TIMING
 
 
+#: What an instance id may look like: Baidu shows `tpm-Vlxxxx3F` and 24 hex digits; any letters,
+#: digits, `.`, `_`, `-` up to 128 characters are accepted (Baidu documents no format).
+INSTANCE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
 def rule_adopt_instance_id(value: Any, policy: Policy | None) -> str:
-    if not isinstance(value, str) or not MODEL_ID.fullmatch(value.strip()):
+    if not isinstance(value, str) or not INSTANCE_ID.fullmatch(value.strip()):
         raise ValueError(
             f"must be the instanceId of an existing quota, such as 'tpm-Vlxxxx3F' (letters, digits, '.', '_', '-'), "
             f"got {show(value)}"
@@ -414,4 +419,11 @@ def reference_table() -> list[str]:
             f"| `{spec.python}` | `{spec.wire}` | {spec.type.__name__} | {required} | {on_change[spec.on_change]} | "
             f"{_description(spec)} |"
         )
+    return rows
+
+
+def outputs_table() -> list[str]:
+    """The computed outputs table of docs/resources/tpm_quota.md, rendered from OUTPUTS."""
+    rows = ["| Python | wire | type | description |", "|---|---|---|---|"]
+    rows += [f"| `{out.python}` | `{out.wire}` | {out.type.__name__} | {out.doc} |" for out in OUTPUTS]
     return rows

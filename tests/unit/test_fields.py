@@ -24,6 +24,7 @@ from providers.fields import (
     INPUT_NAMES,
     INPUTS,
     MAX_UNITS,
+    OUTPUTS,
     PROVIDER_KEY,
     UNKNOWN,
     OnChange,
@@ -34,6 +35,7 @@ from providers.fields import (
     computed_outputs,
     conflicts,
     known_inputs,
+    outputs_table,
     reference_table,
     replaces,
     rule_adopt_instance_id,
@@ -319,7 +321,7 @@ def test_adopt_instance_id_accepted(value: str, expected: str, policy: Policy | 
     assert rule_adopt_instance_id(value, policy) == expected
 
 
-@pytest.mark.parametrize("value", ["", "tpm x", "tpm/1", "-tpm", "i" * 65, 12, True, None])
+@pytest.mark.parametrize("value", ["", "tpm x", "tpm/1", "-tpm", "i" * 129, 12, True, None])
 def test_adopt_instance_id_refused(value: Any) -> None:
     with pytest.raises(ValueError) as caught:
         rule_adopt_instance_id(value, POLICY)
@@ -521,6 +523,7 @@ def test_the_table_is_consistent() -> None:
 
 
 INPUTS_START, INPUTS_END = "<!-- inputs-table -->", "<!-- /inputs-table -->"
+OUTPUTS_START, OUTPUTS_END = "<!-- outputs-table -->", "<!-- /outputs-table -->"
 
 
 def test_the_resource_pages_inputs_table_is_the_rendered_table() -> None:
@@ -537,3 +540,31 @@ def test_the_resource_pages_inputs_table_is_the_rendered_table() -> None:
         f"{page}'s inputs table differs from fields.reference_table(); paste these lines in place of the "
         f"page's, from marker to marker:\n{paste}"
     )
+
+
+def test_the_resource_pages_outputs_table_is_the_rendered_table() -> None:
+    page = "docs/resources/tpm_quota.md"
+    lines = (PROJECT_ROOT / page).read_text(encoding="utf-8").splitlines()
+    attributes = lines.index("## Attribute Reference")
+    start, end = lines.index(OUTPUTS_START, attributes), lines.index(OUTPUTS_END, attributes)
+    assert not any(line.startswith("#") for line in lines[attributes + 1 : start]), (
+        "the table belongs under ## Attribute Reference"
+    )
+    expected = outputs_table()
+    paste = "\n".join([OUTPUTS_START, *expected, OUTPUTS_END])
+    assert lines[start + 1 : end] == expected, (
+        f"{page}'s outputs table differs from fields.outputs_table(); paste these lines in place of the "
+        f"page's, from marker to marker:\n{paste}"
+    )
+    assert all(output.doc in "\n".join(lines) for output in OUTPUTS)
+
+
+@pytest.mark.parametrize("instance_id", ["tpm-Vlxxxx3F", "a0085162fxxxx0ad19e58e", "x" * 128, "44961088f5xxxxx79f5daf"])
+def test_instance_ids_as_baidu_shows_them_are_accepted(instance_id: str) -> None:
+    assert rule_adopt_instance_id(instance_id, None) == instance_id
+
+
+@pytest.mark.parametrize("instance_id", ["x" * 129, "-tpm", "tpm a", "tpm/../a", "", "tpm\nx", "tpm-\u00e9"])
+def test_other_instance_ids_are_refused(instance_id: str) -> None:
+    with pytest.raises(ValueError, match="instanceId of an existing quota"):
+        rule_adopt_instance_id(instance_id, None)
