@@ -327,7 +327,7 @@ def test_adopt_instance_id_refused(value: Any) -> None:
         rule_adopt_instance_id(value, POLICY)
     assert str(caught.value) == (
         "must be the instanceId of an existing quota, such as 'tpm-Vlxxxx3F' (letters, digits, '.', '_', '-'), "
-        f"got {value!r}"
+        f"got {show(value)}"
     )
 
 
