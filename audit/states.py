@@ -26,9 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from providers.resource import TYPE
+
 from .records import PROJECT, Claim
 
-TPM_QUOTA_TYPE = "pulumi-python:dynamic/qianfan:TPMQuota"
+#: The type token TPMQuota resources have in state (the provider's own, written once there).
+TPM_QUOTA_TYPE = TYPE
 SUPPORTED_VERSIONS = (3, 4)
 #: A stack of thousands of resources is a few MB; this only stops a wrong file from eating memory.
 MAX_STATE_BYTES = 512 * 1024 * 1024

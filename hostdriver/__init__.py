@@ -6,11 +6,13 @@ engine would. `postgres.PostgresServer` runs a real PostgreSQL server on 127.0.0
 tests and the benchmark's ledger rows.
 """
 
+from pulumi.runtime.rpc import UNKNOWN
+
+from providers.resource import TYPE
+
 from . import program as program
 from .provider import (
     PROJECT_ROOT,
-    TYPE,
-    UNKNOWN,
     HostError,
     ProviderHost,
     from_struct,

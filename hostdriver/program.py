@@ -26,15 +26,17 @@ from typing import Any, NamedTuple
 
 import pulumi
 import pulumi.runtime
+from pulumi.dynamic.dynamic import PROVIDER_KEY
 from pulumi.runtime import rpc, settings
 from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.proto import provider_pb2
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from .provider import PROJECT_ROOT, TYPE, ProviderHost, from_struct, to_struct
+from providers.resource import TYPE
 
-PROVIDER_KEY = "__provider"
+from .provider import PROJECT_ROOT, ProviderHost, from_struct, to_struct
+
 ROOT_STACK_TYPE = "pulumi:pulumi:Stack"
 PROGRAM = PROJECT_ROOT / "__main__.py"
 

@@ -15,14 +15,14 @@ from typing import Any
 
 import grpc
 from google.protobuf import struct_pb2, text_format
-from pulumi.dynamic.dynamic import serialize_provider
+from pulumi.dynamic.dynamic import PROVIDER_KEY, serialize_provider
 from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
+
+from providers.resource import TYPE
 
 from .process import Plugin
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-TYPE = "pulumi-python:dynamic/qianfan:TPMQuota"
-UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 START_TIMEOUT = 30.0
 CALL_TIMEOUT = 120.0
 
@@ -106,7 +106,7 @@ class ProviderHost(Plugin):
         return response
 
     def with_provider(self, props: dict[str, Any]) -> dict[str, Any]:
-        return {**props, "__provider": self.blob}
+        return {**props, PROVIDER_KEY: self.blob}
 
     def configure(self, config: dict[str, str]) -> None:
         self._rpc("Configure", provider_pb2.ConfigureRequest(args=to_struct(config), acceptSecrets=True))

@@ -17,7 +17,9 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from pulumi.dynamic.dynamic import PROVIDER_KEY  # the reserved property that carries the provider
 from pulumi.output import Unknown
+from pulumi.runtime.rpc import UNKNOWN  # the wire's "not known until apply"
 
 from .messages import show
 from .models import DOCUMENTED_MODELS, MODEL_ID, allowed_models, closest_model
@@ -32,10 +34,6 @@ from .release_time import (
     parse_release_time,
 )
 
-#: Pulumi's wire value for "not known until apply" (pulumi.runtime.rpc.UNKNOWN).
-UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
-#: The reserved property that carries the pickled provider.
-PROVIDER_KEY = "__provider"
 #: The only payment timing Qianfan offers for TPM quota.
 PAYMENT_TIMING = "Postpaid"
 #: What one unit of `purchaseCount` (and of ResizeTPMResource's `count`) buys.
