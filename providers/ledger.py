@@ -226,6 +226,7 @@ class Ledger:
         self._backend: Backend | None = None
         self._changed = threading.Condition()
         self._version = 0
+        self._quiet = threading.local()
         self._sighted_lock = threading.Lock()
         self._sighted: dict[str, set[str]] = {}  # per model: the sightings this host has written
 
@@ -247,11 +248,20 @@ class Ledger:
 
     @contextmanager
     def _tx(self) -> Iterator[Cursor]:
+        """A transaction that may change the ledger; this host's waiters are woken when it did.
+        One that turned out to change nothing says so (`_unchanged`): waking a waiter then would only
+        make it look again at once, in a loop, while nothing can have changed."""
+        self._quiet.value = False
         with self.backend.transaction(self.account) as cur:
             yield cur
+        if self._quiet.value:
+            return
         with self._changed:
             self._version += 1
             self._changed.notify_all()
+
+    def _unchanged(self) -> None:
+        self._quiet.value = True
 
     # -- purchases ------------------------------------------------------------------------------
     def begin(
@@ -279,6 +289,7 @@ class Ledger:
         with self._tx() as cur:
             now = self.now()
             if self._gate_holder(cur, model, now) is not None:
+                self._unchanged()
                 return None
             for instance_id in new:
                 cur.execute(
@@ -414,12 +425,14 @@ class Ledger:
             now = self.now()
             holder = self._gate_holder(cur, model, now)
             if holder is not None and holder != self.host:
+                self._unchanged()
                 return None
             cur.execute(
                 "SELECT COUNT(*) FROM purchases WHERE account = ? AND model = ? AND state = ? AND deadline >= ?",
                 (self.account, model, State.SENDING.value, now - GRACE_SECONDS),
             )
             if int(cur.fetchone()[0]) > 0:
+                self._unchanged()
                 return None
             cur.execute(
                 "INSERT INTO gates (account, model, holder, until) VALUES (?, ?, ?, ?) "
@@ -479,6 +492,7 @@ class Ledger:
                 return None
             holder = Owner(row[0], row[1], row[2])
             if row[3] is None and not (holder == owner and owner.resource is not None):
+                self._unchanged()
                 return holder
             # Let go of (released, or forgotten with the audit), or this very resource's: it takes it.
             cur.execute(

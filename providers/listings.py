@@ -82,6 +82,9 @@ class Listing:
     whole: bool = True
     lagging: bool = False
     problem: str | None = None
+    #: Instances earlier reads of this listing showed (their pages disagreed, so they were read
+    #: again): not this listing's, but proof that they existed by the time it answered.
+    also_seen: frozenset[str] = frozenset()
 
     @property
     def consistent(self) -> bool:
@@ -98,11 +101,16 @@ def list_instances(client: QianfanClient, model: str, deadline: Deadline, *, ret
     """Every instance Qianfan lists for the model, following marker pages, read again while the
     pages disagree (at most MAX_READS times); duplicates are removed either way."""
     clock = deadline.clock
+    shown: set[str] = set()
     for read in range(1, MAX_READS + 1):
         requested = clock.monotonic()
         instances, problem = _read_pages(client, model, deadline, retry)
         if problem is None or read == MAX_READS or not deadline.sleep(REREAD_PAUSE_SECONDS, reserve=0.0):
-            return Listing(model, instances, requested, clock.monotonic(), whole=problem is None, problem=problem)
+            also = frozenset(shown - {i.instance_id for i in instances})
+            return Listing(
+                model, instances, requested, clock.monotonic(), whole=problem is None, problem=problem, also_seen=also
+            )
+        shown.update(i.instance_id for i in instances)
     raise AssertionError("unreachable: the last read returns")  # pragma: no cover
 
 
@@ -316,6 +324,8 @@ class Listings:
         shown = listing.ids()
         expected = {i for i, at in seen.live.items() if at < listing.requested and i not in seen.gone}
         missing = sorted(expected - shown)
+        for instance_id in listing.also_seen:
+            seen.first.setdefault(instance_id, listing.answered)
         for instance in listing.instances:
             seen.first.setdefault(instance.instance_id, listing.answered)
             if instance.gone:
@@ -341,6 +351,7 @@ class Listings:
             whole=listing.whole,
             lagging=True,
             problem=listing.problem or f"it lacks {shown_missing}, listed live before",
+            also_seen=listing.also_seen,
         )
 
     def _floor(self, model: str, now: float, newer: float | None, not_before: float | None) -> float:

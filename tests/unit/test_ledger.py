@@ -98,3 +98,26 @@ def test_ended_claims_in_the_same_step() -> None:
     ledger.ended(purchase, State.BOUGHT, instance_id="tpm-1", request_id="req-1")
     assert ledger.claimed(["tpm-1", "tpm-2"]) == {"tpm-1"}
     assert ledger.record(purchase).state is State.BOUGHT and ledger.record(purchase).instance_id == "tpm-1"
+
+
+def test_waiting_for_the_gate_looks_at_a_bounded_pace_while_a_purchase_is_in_flight() -> None:
+    """A look that changed nothing wakes nobody: the waiter polls (50 ms growing to 0.5 s) instead
+    of spinning through transactions while another purchase of the model is in flight."""
+    import time
+
+    from providers.deadline import Deadline
+
+    ledger = memory_ledger("host-a")
+    assert ledger.begin(MODEL, 1, None, Owner(), seconds=30, server_sent=None, server_ended=None) is not None
+    looks = 0
+    original = ledger.take_gate
+
+    def counted(model: str, seconds: float) -> object:
+        nonlocal looks
+        looks += 1
+        return original(model, seconds)
+
+    started = time.monotonic()
+    assert ledger.wait_until(lambda: counted(MODEL, 10), Deadline(1.0)) is None
+    assert time.monotonic() - started >= 0.9
+    assert looks <= 15, f"{looks} looks in one second: the wait spins"

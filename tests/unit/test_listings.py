@@ -616,3 +616,23 @@ def test_a_model_qianfan_refuses_is_skipped_named_and_not_asked_again() -> None:
     fetches = shared.fetches
     again = find_elsewhere(shared, "tpm-a", ["ernie-4.0-8k"], Deadline(5))
     assert [m for m, _ in again.skipped] == ["ernie-4.0-8k"] and shared.fetches == fetches
+
+
+def test_instances_a_read_that_was_read_again_showed_count_as_seen() -> None:
+    """Pages that disagreed are read again; what the first read showed existed all the same, and is
+    evidence that it existed before a purchase sent after the listing (I1)."""
+    pages = [
+        {"result": {"instances": [item("tpm-early"), item("tpm-early")]}},  # listed twice: read again
+        {"result": {"instances": [item("tpm-other")]}},
+    ]
+
+    def describe(route: str, action: str, body: dict[str, Any], **_: Any) -> Response:
+        return Response({"requestId": "r", **(pages.pop(0) if pages else {"result": {"instances": []}})})
+
+    client = QianfanClient(SETTINGS)
+    client._call_action = describe
+    shared = Listings(client, 0)
+    listing = shared.get(SPEED, Deadline(5))
+    assert ids(listing) == ["tpm-other"] and listing.also_seen == {"tpm-early"}
+    assert shared.seen_before(SPEED, "tpm-early", time.monotonic() + 1)
+    assert "tpm-early" in shared.seen_ids(SPEED)
