@@ -525,10 +525,14 @@ def _match(
     """A maximum matching of members to candidates they could have bought (Kuhn's algorithm).
 
     Members are tried in order, and a member once matched stays matched, so the matching covers
-    the earliest members first: this host's tickets before other hosts' and abandoned ones.
+    the earliest members first: this host's tickets before other hosts' and abandoned ones. Each
+    member takes the earliest-started candidate still free before any is moved (and the
+    candidates are tried earliest first), so where the evidence cannot tell two purchases'
+    instances apart, the earlier purchase gets the earlier instance rather than a swapped one.
     """
+    ordered = sorted(candidates, key=lambda c: (c.start_time is None, c.start_time or 0.0))
     owner: dict[str, int] = {}  # instance id -> member id
-    edges = {m.id: [c.instance_id for c in candidates if possible(c, m)] for m in members}
+    edges = {m.id: [c.instance_id for c in ordered if possible(c, m)] for m in members}
 
     def augment(member: int, visited: set[str]) -> bool:
         for instance_id in edges[member]:
@@ -541,7 +545,11 @@ def _match(
         return False
 
     for member in members:
-        augment(member.id, set())
+        free = next((i for i in edges[member.id] if i not in owner), None)
+        if free is not None:
+            owner[free] = member.id
+        else:
+            augment(member.id, set())
     return {member: instance_id for instance_id, member in owner.items()}
 
 

@@ -28,7 +28,7 @@ from providers.clock import REAL, Clock
 from providers.deadline import Deadline
 from providers.errors import Kind, ProviderError, QianfanError
 from providers.instances import Instance
-from providers.ledger import Owner, memory_ledger
+from providers.ledger import Owner, PurchaseRecord, State, memory_ledger
 from providers.listings import Listing
 from providers.purchase import Bought, Purchases, Spec
 from providers.release_time import parse_release_time, release_after
@@ -598,3 +598,32 @@ def test_sixteen_creates_of_one_spec_with_random_lost_answers_never_buy_twice(se
     assert not failures, failures
     assert sorted(outcomes.values()) == sorted(fake.instances), "an instance was bought twice or orphaned"
     assert_accounted(fake, run)
+
+
+# -- the matching ------------------------------------------------------------------------------------------
+def record(purchase_id: int) -> PurchaseRecord:
+    return PurchaseRecord(
+        purchase_id, MODEL, 1, None, "h", Owner(), float(purchase_id), 100.0, None, None, State.UNCERTAIN, None, None
+    )
+
+
+def started(instance_id: str, at: float) -> Instance:
+    return Instance(instance_id, "Running", None, 1, None, True, start_time=at)
+
+
+def test_where_evidence_cannot_tell_the_earlier_purchase_gets_the_earlier_instance() -> None:
+    """Both purchases could have bought either instance: no swap — the earlier purchase takes the
+    instance that started earlier."""
+    first, second = record(1), record(2)
+    x, y = started("tpm-x", 10.0), started("tpm-y", 11.0)
+    assert purchase_module._match([first, second], [y, x], lambda i, r: True) == {1: "tpm-x", 2: "tpm-y"}
+
+
+def test_the_matching_is_maximum_and_keeps_earlier_members_matched() -> None:
+    """The first member could have either; the second only the first's free choice: both matched."""
+    first, second = record(1), record(2)
+    x, y = started("tpm-x", 10.0), started("tpm-y", 11.0)
+    only_x_for_second = lambda i, r: r.id == 1 or i.instance_id == "tpm-x"  # noqa: E731
+    assert purchase_module._match([first, second], [x, y], only_x_for_second) == {1: "tpm-y", 2: "tpm-x"}
+    # More members than candidates: the earlier member is the one matched.
+    assert purchase_module._match([first, second], [x], lambda i, r: True) == {1: "tpm-x"}
