@@ -20,7 +20,8 @@ wake-up could only add schedules that end the same. A thread that blocks outside
 (a real lock held across a yield point) is reported with every thread's stack, not waited for;
 a thread that busy-waits (reads the clock `SPIN_READS` times without reaching a yield point) is
 reported too, and taken — at a reading where it holds no shared lock — as polling every
-`SPIN_POLL_SECONDS`, which is what a real spinning thread amounts to for the others.
+`SPIN_POLL_SECONDS` (growing pauses), which is what a real spinning thread amounts to for the
+others.
 
 **What "every schedule" covers.** A schedule is a sequence of decisions at these choice points;
 the exploration runs each one once, depth first, every run from scratch (stateless model
@@ -41,9 +42,10 @@ checking: the decisions replay, and a run that does not replay is refused):
   twice (`duplicated`: the real `listings.list_instances` sees it, marks the read not whole and
   reads again), lacking the newest instance (`stale`: an instance that shows up late), or
   failing (500). At most `Config.listing_faults` Describe answers of a schedule are not
-  consistent (without a bound, the recovery's own polling makes the tree endless); purchase
-  answers are not bounded. A listing taken while another thread's purchase commits reads, to
-  every reader, as a stale one answered after it, so a Describe is one yield point.
+  consistent and at most `Config.throttles` purchases throttled (without bounds, the polling and
+  the retries make the tree endless); the other purchase answers are not bounded. A listing
+  taken while another thread's purchase commits reads, to every reader, as a stale one answered
+  after it, so a Describe is one yield point.
 
 Code between two yield points runs atomically; interleavings *inside* it are not explored. That
 is sound for the code under test because everything its threads share sits behind locks and
@@ -104,14 +106,15 @@ from providers.settings import Secret, Settings
 
 #: Each reading of the virtual clock advances it this much (see the module doc).
 TICK_SECONDS = 1e-6
-#: Seconds since the epoch at virtual time 0 (a whole second: 2026-09-21T10:13:20Z).
+#: Seconds since the epoch at virtual time 0 (a whole second: 2026-09-21T14:13:20Z).
 WALL_EPOCH = 1_790_000_000.0
 #: A thread holding the baton longer than this in real time blocks outside the simulation.
 REAL_SECONDS_PER_STEP = 20.0
 #: A thread that reads the clock this often without reaching a yield point busy-waits ...
 SPIN_READS = 64
-#: ... and is taken, at its next reading while it holds no shared lock, as polling this often;
-SPIN_POLL_SECONDS = 0.05
+#: ... and is taken, at its next reading while it holds no shared lock, as polling with pauses
+#: growing from the first to the second (as `Ledger.wait_until` means to poll);
+SPIN_POLL_SECONDS = (0.05, 0.5)
 #: one that reads it this often without ever being at such a point is cut short.
 STUCK_READS = 100 * SPIN_READS
 
@@ -135,30 +138,32 @@ class _Worker:
     _lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self) -> None:
-        self._task: Callable[[], None] = lambda: None
+        self._task: tuple[Callable[[], None], threading.Event] | None = None
         self._ready = _taken_lock()
-        self.done = threading.Event()
         threading.Thread(target=self._loop, name="simulated thread", daemon=True).start()
 
     @classmethod
-    def start(cls, task: Callable[[], None]) -> _Worker:
+    def start(cls, task: Callable[[], None]) -> threading.Event:
+        """Run `task` on an idle worker (or a new one); the event is set when it has ended."""
         with cls._lock:
             worker = cls._idle.pop() if cls._idle else None
         worker = worker or cls()
-        worker.done.clear()
-        worker._task = task
+        done = threading.Event()
+        worker._task = (task, done)
         worker._ready.release()
-        return worker
+        return done
 
     def _loop(self) -> None:
         while True:
             self._ready.acquire()
+            assert self._task is not None
+            task, done = self._task
             try:
-                self._task()
+                task()
             finally:
                 with _Worker._lock:
-                    _Worker._idle.append(self)  # before `done`: the next run starts only after it
-                self.done.set()
+                    _Worker._idle.append(self)
+                done.set()
 
 
 class _Abort(BaseException):
@@ -190,6 +195,7 @@ class Actor:
     aborted: bool = False
     ident: int | None = None
     reads: int = 0  # clock readings since it last got the baton
+    spinning: int = 0  # busy waits in a row, each taken as a poll
     started: bool = False
 
 
@@ -197,10 +203,9 @@ class _Waiter:
     """Stands in a Condition's waiter queue for an actor, where `Condition.wait` puts a lock:
     `notify` calls `release()`, synchronously, in the notifying thread."""
 
-    def __init__(self, scheduler: Scheduler, actor: Actor, cond: threading.Condition) -> None:
+    def __init__(self, scheduler: Scheduler, actor: Actor) -> None:
         self._scheduler = scheduler
         self._actor = actor
-        self.cond = cond
         self.released = False
 
     def release(self) -> None:
@@ -306,8 +311,8 @@ class Scheduler:
             for actor in self.actors:
                 if actor.state is not _State.DONE and actor.go.locked():
                     actor.go.release()
-            for worker in workers:
-                worker.done.wait(REAL_SECONDS_PER_STEP)
+            for ended in workers:
+                ended.wait(REAL_SECONDS_PER_STEP)
         if self._error is not None:
             raise self._error
 
@@ -344,8 +349,9 @@ class Scheduler:
 
     def _park(self, actor: Actor, state: _State, wake: float | None) -> None:
         """Give the baton on (perhaps to this very thread), and wait for it."""
-        if actor.reads <= SPIN_READS:
+        if actor.reads <= SPIN_READS:  # a proper yield point: any busy wait is over
             self.most_reads = max(self.most_reads, actor.reads)
+            actor.spinning = 0
         actor.state, actor.wake = state, wake
         if self._hand_on(actor) is actor:
             return
@@ -430,17 +436,21 @@ class Scheduler:
     def read(self) -> float:
         """The clock, advanced by a tick; a thread that reads it SPIN_READS times without yielding
         is busy-waiting, which on real threads burns a core while the others go on: it is parked
-        as if it polled every SPIN_POLL_SECONDS, at a reading where that deadlocks nobody."""
+        as if it polled (SPIN_POLL_SECONDS), at a reading where that deadlocks nobody."""
         self.now += TICK_SECONDS
         actor = self._by_thread.get(threading.get_ident())
         if actor is None or self._aborting or actor.state is not _State.RUNNING:
             return self.now
         actor.reads += 1
         if actor.reads > SPIN_READS and self.quiet():
-            where = _product_frame()
-            self.spins.append(f"{actor.name} at {where}")
-            self.note(f"{actor.name} busy-waits ({actor.reads} clock readings without yielding, at {where})")
-            self._park(actor, _State.SLEEPING, self.now + SPIN_POLL_SECONDS)
+            if not actor.spinning:  # journalled once per busy wait, however long it lasts
+                where = _product_frame()
+                self.spins.append(f"{actor.name} at {where}")
+                self.note(f"{actor.name} busy-waits ({actor.reads} clock readings without yielding, at {where})")
+            low, high = SPIN_POLL_SECONDS
+            pause = min(high, low * 2**actor.spinning)
+            actor.spinning += 1
+            self._park(actor, _State.SLEEPING, self.now + pause)
         elif actor.reads > STUCK_READS:
             self.stuck.append(
                 f"{actor.name} read the clock {actor.reads} times without yielding, at {_product_frame()}"
@@ -466,7 +476,7 @@ class Scheduler:
         if self._aborting:
             raise _Abort
         actor = self.current
-        waiter = _Waiter(self, actor, cond)
+        waiter = _Waiter(self, actor)
         waiters = cond._waiters  # type: ignore[attr-defined]
         waiters.append(waiter)
         saved = cond._release_save()  # type: ignore[attr-defined]
@@ -603,12 +613,17 @@ class Config:
     listing_outcomes: tuple[str, ...] = (CONSISTENT, EMPTY, DUPLICATED)
     #: At most this many Describe answers per schedule are not consistent.
     listing_faults: int = 1
+    #: At most this many purchases per schedule are throttled (each is sent again after a pause).
+    throttles: int = 1
     #: At most this many preemptions per schedule (`Scheduler._next`); None: every interleaving.
     preemptions: int | None = None
     #: None, "old" (another stack's, an hour old) or "recent" (bought a second before the creates).
     outsider: str | None = None
-    settle_seconds: float = 2.0
+    #: `qianfan:settleSeconds`; its floor by default, where re-sending is likeliest (I5).
+    settle_seconds: float = 1.0
+    #: `qianfan:timeoutSeconds` of every create.
     timeout_seconds: float = 30.0
+    #: `qianfan:listingMaxAgeSeconds` (0: every operation lists on its own).
     listing_max_age: float = 1.0
     #: When each create starts (virtual seconds); missing ones start at 0.
     starts: tuple[float, ...] = ()
@@ -677,6 +692,7 @@ class Qianfan:
         self.received: list[Received] = []
         self.served: list[Served] = []
         self.listing_faults = 0
+        self.throttles = 0
         self._ids = 0
 
     def server_now(self) -> float:
@@ -749,7 +765,10 @@ class Qianfan:
         who = scheduler.current.name
         scheduler.pause()
         outcomes = self._config.purchase_outcomes
+        if self.throttles >= self._config.throttles:
+            outcomes = tuple(o for o in outcomes if o != THROTTLED)
         outcome = outcomes[scheduler.choose(f"{who}: Purchase", outcomes, note=False)]
+        self.throttles += outcome == THROTTLED
         received = Received(who, scheduler.now, self.server_now(), outcome)
         self.received.append(received)
         if outcome in COMMITS:

@@ -296,7 +296,6 @@ def test_one_create_meets_every_outcome_of_its_purchases_exactly_once() -> None:
         "one create, every purchase answer",
         creates=1,
         listing_faults=0,
-        settle_seconds=1.0,
         purchase_outcomes=(ANSWERED, LOST, REFUSED, NOTHING),
     )
     runs: list[Run] = []
@@ -322,7 +321,6 @@ DEFAULT = Config(
     listing_outcomes=(CONSISTENT, EMPTY, DUPLICATED),
     listing_faults=1,
     preemptions=1,
-    settle_seconds=1.0,
 )
 TWO_PREEMPTIONS = Config(
     "2 creates, answers lost or not, consistent listings, 2 preemptions",
@@ -330,17 +328,17 @@ TWO_PREEMPTIONS = Config(
     purchase_outcomes=(ANSWERED, LOST, NOTHING),
     listing_faults=0,
     preemptions=2,
-    settle_seconds=1.0,
 )
 
 
 EVERY_ANSWER = Config(
-    "1 create, every kind of answer, a listing empty, duplicated or failed",
+    "1 create, an outsider an hour old, every kind of answer (2 throttled), a listing not consistent",
     creates=1,
     purchase_outcomes=(ANSWERED, LOST, NOTHING, REFUSED, HANG, THROTTLED),
-    listing_outcomes=(CONSISTENT, EMPTY, DUPLICATED, FAILED),
+    listing_outcomes=(CONSISTENT, EMPTY, DUPLICATED, STALE, FAILED),
     listing_faults=1,
-    settle_seconds=1.0,
+    throttles=2,
+    outsider="old",
 )
 
 
@@ -368,7 +366,6 @@ def test_a_pre_existing_instance_is_never_taken_unless_nothing_could_tell(outsid
         listing_outcomes=(CONSISTENT, EMPTY, DUPLICATED, STALE),
         listing_faults=2,
         outsider=outsider,
-        settle_seconds=1.0,
     )
     report = explored(config)
     assert_covered(report)
@@ -385,7 +382,6 @@ def test_a_recovery_without_the_i1_evidence_is_caught_and_its_schedule_printed(m
         creates=1,
         listing_faults=0,
         outsider="recent",
-        settle_seconds=1.0,
     )
     assert not explore(config).kinds  # the control: the unmodified code
 
@@ -408,7 +404,7 @@ def test_a_recovery_that_excludes_every_instance_is_caught_as_an_orphan(monkeypa
     """Mutant: START_TIME_MARGIN_SECONDS hugely negative, so every instance "started before" the
     purchase: a lost answer that bought is concluded not bought, sent again, and its first instance
     is paid for and named nowhere."""
-    config = Config("1 create, consistent listings", creates=1, listing_faults=0, settle_seconds=1.0)
+    config = Config("1 create, consistent listings", creates=1, listing_faults=0)
     assert not explore(config).kinds
     monkeypatch.setattr(purchase_module, "START_TIME_MARGIN_SECONDS", -1e9)
     report = explore(config, stop=lambda run: ORPHAN in run.kinds())
@@ -432,7 +428,6 @@ def test_finding_no_recovery_busy_waits_for_a_purchase_in_flight() -> None:
         purchase_outcomes=(LOST,),
         listing_faults=0,
         preemptions=1,
-        settle_seconds=1.0,
     )
     report = explore(config, stop=lambda run: bool(run.spins))
     assert report.first_spin is None, report.first_spin.story()
@@ -452,7 +447,6 @@ def test_finding_an_instance_shown_by_a_read_that_was_read_again_counts_as_seen(
         listing_outcomes=(CONSISTENT, EMPTY, DUPLICATED),
         listing_faults=2,
         outsider="recent",
-        settle_seconds=1.0,
     )
     report = explore(config, stop=lambda run: PRE_EXISTING in run.kinds())
     assert PRE_EXISTING not in report.kinds, report.examples[PRE_EXISTING].story()
@@ -472,7 +466,6 @@ def test_finding_i1_as_written_no_create_gets_an_instance_bought_before_its_purc
         purchase_outcomes=(LOST,),
         listing_faults=0,
         preemptions=1,
-        settle_seconds=1.0,
     )
     report = explore(config, stop=lambda run: EARLIER in run.kinds())
     assert EARLIER not in report.kinds, report.examples[EARLIER].story()
@@ -483,11 +476,8 @@ LARGE_CONFIGS = [
     Config(
         "3 creates, answers lost or not, a listing empty or duplicated, 1 preemption",
         creates=3,
-        purchase_outcomes=(ANSWERED, LOST, NOTHING),
-        listing_outcomes=(CONSISTENT, EMPTY, DUPLICATED),
         listing_faults=1,
         preemptions=1,
-        settle_seconds=1.0,
     ),
     Config(
         "2 creates, every kind of answer, a listing empty, duplicated, stale or failed, 1 preemption",
@@ -496,24 +486,30 @@ LARGE_CONFIGS = [
         listing_outcomes=(CONSISTENT, EMPTY, DUPLICATED, STALE, FAILED),
         listing_faults=1,
         preemptions=1,
-        settle_seconds=1.0,
     ),
     Config(
         "2 creates, an outsider a second old, up to 2 listings empty, duplicated or stale, 1 preemption",
         creates=2,
-        purchase_outcomes=(ANSWERED, LOST, NOTHING),
         listing_outcomes=(CONSISTENT, EMPTY, DUPLICATED, STALE),
         listing_faults=2,
         outsider="recent",
         preemptions=1,
-        settle_seconds=1.0,
+    ),
+    Config("2 creates, answers lost or not, consistent listings, every interleaving", creates=2, listing_faults=0),
+    Config(
+        "2 creates, B 0.5 s after A, Qianfan's clock 0.7 s ahead, a listing empty or duplicated, 2 preemptions",
+        creates=2,
+        starts=(0.0, 0.5),
+        server_offset=0.7,
+        listing_faults=1,
+        preemptions=2,
     ),
     Config(
-        "2 creates, answers lost or not, consistent listings, every interleaving",
+        "2 creates, listings not shared, a listing empty or duplicated, 1 preemption",
         creates=2,
-        purchase_outcomes=(ANSWERED, LOST, NOTHING),
-        listing_faults=0,
-        settle_seconds=1.0,
+        listing_max_age=0.0,
+        listing_faults=1,
+        preemptions=1,
     ),
 ]
 
