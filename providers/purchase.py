@@ -18,7 +18,12 @@ I1  A create returns only an instance that did not exist before its purchase was
     was sent (`clock.ServerClock`, measured from every answer's `Date`; ±5 min until measured).
     Evidence that X is not P's, either: X started more than `LATE_COMMIT_SECONDS` after P's request
     ended. Claims are unique in the ledger, and an instance is claimed in the same step that
-    records the answer, recovery or adoption that gives it to a resource.
+    records the answer, recovery or adoption that gives it to a resource. One case no evidence
+    decides: two lost purchases of one spec sent within the start-time margin of each other with
+    no listing between the sends. The earlier-sent takes the earlier-started instance, and within
+    one second of Qianfan's clock the one the listing shows first, so the later create may hold
+    the instance the earlier purchase bought just before it was sent; each still holds exactly one
+    instance of its spec, and the two are interchangeable.
 I4  A purchase's request leaves its recovery the time it needs (`recovery_seconds`): when less
     than that is left, the purchase is not sent at all.
 I5  A purchase is sent again only when, after settling (`qianfan:settleSeconds`, at least 1 s),

