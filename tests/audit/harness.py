@@ -26,8 +26,8 @@ from hostdriver import PROJECT_ROOT, ProviderHost, urn
 from hostdriver.process import first_line, stop
 from qianfan_sandbox import SandboxControl
 from tests.audit.pulumi_state import Quota, checkpoint_document, encrypted, export_document, shown
-from tests.conftest import ACCESS_KEY, SECRET_KEY
-from tests.conftest import sandbox_config as host_config
+from tests.support.hosts import sandbox_config as host_config
+from tests.support.keys import ACCESS_KEY, SECRET_KEY
 
 #: How to start the standalone sandbox (`python -m <this>`); the one other place its name appears.
 SANDBOX_MODULE = "qianfan_sandbox"

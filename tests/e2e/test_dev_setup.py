@@ -19,7 +19,7 @@ import yaml
 from Crypto.Cipher import AES
 
 from hostdriver import PROJECT_ROOT
-from tests.e2e.conftest import DEV_STACK_FILE
+from tests.e2e.dev_stack import DEV_STACK_FILE
 
 SCRIPT = PROJECT_ROOT / "scripts" / "dev"
 STAND_IN = """#!/bin/sh

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from hostdriver import ProviderHost
 from qianfan_sandbox import SANDBOX_ACCESS_KEY, SandboxControl
-from tests.conftest import sandbox_config, scan_host
+from tests.support.hosts import sandbox_config, scan_host
 
 MODEL = "ernie-speed-8k"
 

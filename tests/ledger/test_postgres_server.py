@@ -16,7 +16,7 @@ import pytest
 from psycopg import errors
 
 from hostdriver.postgres import PostgresServer, PostgresUnavailable
-from tests.figures import record
+from tests.support.figures import record
 
 
 def _database(url: str) -> str:

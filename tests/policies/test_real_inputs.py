@@ -21,8 +21,8 @@ import yaml
 from hostdriver import PROJECT_ROOT, ProviderHost, from_struct
 from hostdriver.program import engine_config, run_program
 from providers.stack_config import read_stack_config
-from tests.conftest import plan_only_host
 from tests.policies.analyzer_host import PACK_DIR, AnalyzerHost, Resource, secret
+from tests.support.hosts import plan_only_host
 
 BEIJING = timezone(timedelta(hours=8))
 CONFIG = {

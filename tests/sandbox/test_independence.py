@@ -9,7 +9,8 @@ import textwrap
 from pathlib import Path
 
 import qianfan_sandbox
-from tests.sandbox.helpers import PROJECT_ROOT, child_env
+from hostdriver import PROJECT_ROOT
+from tests.support.standalone import child_env
 
 PACKAGE_DIR = Path(qianfan_sandbox.__file__).parent
 FORBIDDEN = "providers"

@@ -24,7 +24,7 @@ NO_POSTGRES_ENV = "QIANFAN_TPM_NO_POSTGRES"
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """One server for the whole session, started when the first test asks for it."""
-    from tests.figures import record
+    from tests.support.figures import record
 
     server = PostgresServer()
     started = time.monotonic()
