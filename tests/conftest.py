@@ -21,7 +21,7 @@ from tests.support.figures import table
 from tests.support.hosts import HostFactory, sandbox_config, scan_host
 
 # pytest finds fixtures by name in a conftest: the PostgreSQL test server's, for every tier that asks.
-from tests.support.postgres import fresh_postgres_db, postgres_server, postgres_url  # noqa: F401
+from tests.support.postgres import fresh_postgres_db, postgres_server  # noqa: F401
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -92,12 +92,6 @@ def ids(found: Listing) -> list[str]:
     return [i.instance_id for i in found.instances]
 
 
-def together(*calls: Callable[[], Any]) -> list[Any]:
-    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
-        futures = [pool.submit(call) for call in calls]
-        return [f.result(timeout=20) for f in futures]
-
-
 # -- sharing ------------------------------------------------------------------------------------------
 def test_operations_asking_at_once_share_one_describe() -> None:
     fake = FakeDescribe({SPEED: ["tpm-a"]})
