@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from hostdriver import PROJECT_ROOT, ProviderHost
@@ -31,6 +32,8 @@ from tests.audit.harness import (
     run_audit,
 )
 from tests.audit.pulumi_state import export_document
+
+pytestmark = pytest.mark.slow  # the world's hosts and sandbox, the audit as a process
 
 INSTANCE_KEYS = {"instanceId", "model", "units", "tpm", "rpm", "status", "releaseTime", "owners", "verdicts"}
 

@@ -44,6 +44,8 @@ from qianfan_sandbox import SandboxControl
 from tests.e2e.dev_stack import RunHost, dev_stack_config, state_text
 from tests.support.keys import SANDBOX_KEYS, assert_no_secrets
 
+pytestmark = pytest.mark.slow  # a provider host per rehearsed CLI run
+
 BEIJING = timezone(timedelta(hours=8))
 UNIT_TPM, UNIT_RPM = 10_000, 33
 DESCRIBE, PURCHASE, RELEASE, RESIZE = (

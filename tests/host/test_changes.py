@@ -15,6 +15,8 @@ import pytest
 
 from hostdriver import HostError, ProviderHost
 
+pytestmark = pytest.mark.slow  # provider hosts of its own per test
+
 MODEL = "ernie-speed-8k"
 T1 = "2031-03-04T05:06:07+08:00"
 T2 = "2031-06-01T00:00:00+08:00"

@@ -25,6 +25,8 @@ import pytest
 from hostdriver import HostError, ProviderHost
 from tests.support.figures import record
 
+pytestmark = pytest.mark.slow  # provider hosts per test, randomized trials
+
 TRIALS = int(os.environ.get("QIANFAN_TPM_TRIALS", "14"))
 SEED = int(os.environ.get("QIANFAN_TPM_SEED", "20261126"))
 MODELS = ["ernie-speed-8k", "ernie-lite-8k", "ernie-speed-128k", "ernie-tiny-8k"]

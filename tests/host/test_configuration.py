@@ -16,6 +16,8 @@ from tests.support.hosts import plan_only_host, sandbox_config, scan_host
 from tests.support.keys import ACCESS_KEY, SECRET_KEY
 from tests.support.standalone import standalone
 
+pytestmark = pytest.mark.slow  # provider hosts of its own per test
+
 QUOTA = {"model": "ernie-speed-8k", "purchaseCount": 1}
 
 

@@ -23,6 +23,8 @@ import pytest
 from hostdriver import HostError
 from tests.support.figures import record
 
+pytestmark = pytest.mark.slow  # provider hosts per test, real deadlines
+
 SEED = int(os.environ.get("QIANFAN_TPM_SEED", "20261126"))
 MODELS = ["ernie-speed-8k", "ernie-lite-8k", "ernie-speed-128k", "ernie-tiny-8k"]
 FAST = {"qianfan:settleSeconds": "1", "qianfan:timeoutSeconds": "30"}

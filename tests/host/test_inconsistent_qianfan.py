@@ -29,6 +29,8 @@ import pytest
 from hostdriver import HostError
 from tests.support.hosts import plan_only_host
 
+pytestmark = pytest.mark.slow  # provider hosts per test, real deadlines
+
 MODEL = "ernie-speed-8k"
 SPEC = {"model": MODEL, "purchaseCount": 1}
 FAST = {"qianfan:settleSeconds": "1", "qianfan:timeoutSeconds": "30"}

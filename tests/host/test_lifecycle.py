@@ -17,6 +17,8 @@ from hostdriver import HostError, ProviderHost
 from tests.support.keys import ACCESS_KEY, SECRET_KEY
 from tests.support.standalone import child_env, standalone
 
+pytestmark = pytest.mark.slow  # provider hosts of its own per test
+
 MODEL = "ernie-speed-8k"
 RELEASE_1 = "2031-03-04T05:06:07+08:00"
 RELEASE_2 = "2031-06-01T00:00:00+08:00"

@@ -17,6 +17,8 @@ from hostdriver import ProviderHost
 from providers.models import DOCUMENTED_MODELS
 from tests.support.hosts import plan_only_host
 
+pytestmark = pytest.mark.slow  # hundreds of examples through a provider host
+
 EXTRA = ("ernie-x1-turbo-32k",)
 CAP = 12
 NOW = datetime.now(UTC)

@@ -16,6 +16,8 @@ import pytest
 
 from hostdriver import UNKNOWN, ProviderHost
 
+pytestmark = pytest.mark.slow  # provider hosts of its own per test
+
 MODEL = "ernie-speed-8k"
 HOUR = 3600.0
 BEIJING = timezone(timedelta(hours=8))

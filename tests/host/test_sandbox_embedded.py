@@ -8,9 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from hostdriver import ProviderHost
 from qianfan_sandbox import SANDBOX_ACCESS_KEY, SandboxControl
 from tests.support.hosts import sandbox_config, scan_host
+
+pytestmark = pytest.mark.slow  # provider hosts of its own per test
 
 MODEL = "ernie-speed-8k"
 

@@ -34,6 +34,8 @@ from providers.settings import load_settings
 from tests.support.figures import record
 from tests.support.hosts import HostFactory, sandbox_config
 
+pytestmark = pytest.mark.slow  # provider hosts sharing a ledger, trials, PostgreSQL
+
 SEED = int(os.environ.get("QIANFAN_TPM_SEED", "20261201"))
 MODELS = ["ernie-speed-8k", "ernie-lite-8k", "ernie-speed-128k", "ernie-tiny-8k", "ernie-char-8k", "ernie-novel-8k"]
 HOSTS = 3

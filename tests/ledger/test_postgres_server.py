@@ -18,6 +18,8 @@ from psycopg import errors
 from hostdriver.postgres import PostgresServer, PostgresUnavailable
 from tests.support.figures import record
 
+pytestmark = pytest.mark.slow  # the PostgreSQL server
+
 
 def _database(url: str) -> str:
     return urlsplit(url).path.lstrip("/")

@@ -19,6 +19,8 @@ import pytest
 from qianfan_sandbox import SandboxControl
 from tests.support.sandbox_http import MODEL, Client, purchase_body
 
+pytestmark = pytest.mark.slow  # a sandbox server per test
+
 SEED_PURCHASE_ANSWERS = [
     json.loads('{"requestId": "3684ca27-4880-4b9f-a3cc-0d3d20431b99", "result": {"instanceId": "tpm-Vlxxxx3F"}}'),
     json.loads('{"requestId":"1bef3f87-c5b2-4419-936b-50f9884f10d4","result":{"instanceId":"44961088f5xxxxx79f5daf"}}'),

@@ -17,6 +17,8 @@ import requests
 from qianfan_sandbox import Sandbox, SandboxControl
 from tests.support.sandbox_http import MODEL, OTHER_MODEL, TIMEOUT, Client, assert_error, purchase_body
 
+pytestmark = pytest.mark.slow  # a sandbox server per test, real delays
+
 #: Generous slack for timings on a busy machine.
 SLACK = 5.0
 

@@ -31,6 +31,8 @@ from tests.support.sandbox_http import (
     read_until_closed,
 )
 
+pytestmark = pytest.mark.slow  # a sandbox server per test, real timeouts
+
 #: The request timeout of the sandbox under attack, short so the tests are quick.
 REQUEST_TIMEOUT = 0.5
 

@@ -8,6 +8,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 import qianfan_sandbox
 from hostdriver import PROJECT_ROOT
 from tests.support.standalone import child_env
@@ -37,6 +39,7 @@ def test_no_source_file_imports_providers() -> None:
                 assert name.split(".")[0] != FORBIDDEN, f"{source.name} imports {name}"
 
 
+@pytest.mark.slow
 def test_the_package_works_with_providers_unimportable(tmp_path: Path) -> None:
     script = textwrap.dedent(
         f"""
@@ -67,6 +70,7 @@ def test_the_package_works_with_providers_unimportable(tmp_path: Path) -> None:
     assert done.stdout.strip() == "independent"
 
 
+@pytest.mark.slow
 def test_the_standalone_entry_point_works_with_providers_unimportable(tmp_path: Path) -> None:
     script = textwrap.dedent(
         f"""

@@ -11,6 +11,8 @@ import pytest
 from qianfan_sandbox import SandboxControl
 from tests.support.sandbox_http import MODEL, OTHER_MODEL, Client, assert_error
 
+pytestmark = pytest.mark.slow  # a sandbox server per test
+
 PAGE_KEYS = ["marker", "isTruncated", "nextMarker", "maxKeys", "instances"]
 LAST_PAGE_KEYS = ["marker", "isTruncated", "maxKeys", "instances"]
 

@@ -27,6 +27,8 @@ from tests.support.sandbox_http import (
     raw_exchange,
 )
 
+pytestmark = pytest.mark.slow  # a sandbox server per test
+
 UTC_Z = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
 BEIJING_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\+08:00")
 #: How far an answer's Date may be from the expected moment on a busy machine.

@@ -21,6 +21,8 @@ from hostdriver import PROJECT_ROOT
 from qianfan_sandbox import SANDBOX_ACCESS_KEY, SANDBOX_SECRET_KEY, SandboxControl
 from tests.support.standalone import child_env, standalone
 
+pytestmark = pytest.mark.slow  # a standalone sandbox and the SDK in child processes
+
 CHILD_TIMEOUT = 60
 
 

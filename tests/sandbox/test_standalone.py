@@ -13,6 +13,8 @@ from qianfan_sandbox import SandboxControl
 from tests.support.sandbox_http import Client
 from tests.support.standalone import child_env, standalone
 
+pytestmark = pytest.mark.slow  # a standalone sandbox process per test
+
 CHILD_TIMEOUT = 60
 
 

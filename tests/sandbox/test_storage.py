@@ -189,6 +189,7 @@ print("ok", flush=True)
 """
 
 
+@pytest.mark.slow
 def test_concurrent_first_opens_of_one_new_file(tmp_path: Path) -> None:
     """Eight processes creating one new file at the same moment all wait their turn and succeed
     (SQLite refuses the switch to WAL at once while another holds the file: that is retried)."""
