@@ -123,7 +123,7 @@ class _EngineMonitor(MockMonitor):
     def registration(self) -> Any:
         return self._serving.request
 
-    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method's name
+    def RegisterResource(self, request: Any) -> Any:  # the gRPC method's name
         self._serving.request = request
         try:
             return super().RegisterResource(request)  # type: ignore[no-untyped-call]

@@ -13,12 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+#: In Baidu Cloud's common error codes (e.g. cloud.baidu.com/doc/Reference/s/Bjz3uz3qj) or
+#: Qianfan's error-code page, which lists SignatureDoesNotMatch as HTTP 400.
 DOCUMENTED = "documented by Baidu"
 CHOSEN = "sandbox's choice"
-
-#: Baidu Cloud's common error codes (e.g. cloud.baidu.com/doc/Reference/s/Bjz3uz3qj) and
-#: Qianfan's error-code page, which lists SignatureDoesNotMatch as HTTP 400.
-BCE_COMMON = "Baidu Cloud common error codes"
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
-"""Shared fixtures: provider hosts configured against an embedded sandbox, a secrets scan, and the
-PostgreSQL test server (tests/support/postgres.py, the server itself in hostdriver/postgres.py).
+"""The fixtures every tier may ask for: provider hosts configured against an embedded sandbox, the
+sandbox's database and control, and the PostgreSQL test server. What they are built from lives in
+tests/support (the test keys and the secrets scan, the host configuration, the PostgreSQL server).
 
 Every test that starts a host ends with a scan of everything that left the provider (RPC answers,
 error texts, the host's stderr, request bodies the sandbox received) for the test credentials.
@@ -7,80 +8,26 @@ error texts, the host's stderr, request bodies the sandbox received) for the tes
 
 from __future__ import annotations
 
-import json
-import secrets
+import os
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from hostdriver import ProviderHost
+from qianfan_sandbox import SandboxControl
+from tests.support.figures import table
+from tests.support.hosts import HostFactory, sandbox_config, scan_host
 
 # pytest finds fixtures by name in a conftest: the PostgreSQL test server's, for every tier that asks.
-from tests.support.postgres import fresh_postgres_db, postgres_server, postgres_url  # noqa: F401
-
-#: Unique per test session, so a hit in the scan can only come from a leak.
-ACCESS_KEY = "AKtest" + secrets.token_hex(10)
-SECRET_KEY = "SKtest" + secrets.token_hex(16)
-
-
-def sandbox_config(db: Path, **overrides: str) -> dict[str, str]:
-    config = {
-        "qianfan:endpoint": "sandbox",
-        "qianfan:sandboxPath": str(db),
-        "qianfan:accessKey": ACCESS_KEY,
-        "qianfan:secretKey": SECRET_KEY,
-        "qianfan:settleSeconds": "2",
-        "qianfan:timeoutSeconds": "30",
-        # One host often stands for several `pulumi` runs here (up, then a console change, then
-        # refresh), which real runs do in separate hosts: no listing is shared between steps.
-        # The tests of sharing itself, and the concurrency trials, turn it back on.
-        "qianfan:listingMaxAgeSeconds": "0",
-    }
-    config.update(overrides)
-    return config
-
-
-def assert_no_secrets(texts: dict[str, str]) -> None:
-    for where, text in texts.items():
-        for label, secret in (("access key", ACCESS_KEY), ("secret key", SECRET_KEY)):
-            assert secret not in text, f"the {label} leaked into {where}"
-
-
-def scan_host(host: ProviderHost, db: Path | None) -> None:
-    texts = {f"host RPC answer #{i}": t for i, t in enumerate(host.transcript)}
-    texts["host stderr"] = host.stderr_text()
-    if db is not None and db.exists():
-        from qianfan_sandbox import SandboxControl
-
-        for i, request in enumerate(SandboxControl(db).requests()):
-            texts[f"request body #{i} ({request['action']})"] = json.dumps(request["body"])
-    assert_no_secrets(texts)
-
-
-@contextmanager
-def plan_only_host(root: Path, **overrides: str) -> Iterator[ProviderHost]:
-    """A host for Check/Diff only: at the end, scanned for secrets and proven to have made no API
-    call (the embedded sandbox would have created its database on the first one)."""
-    db = root / "sandbox.sqlite3"
-    host = ProviderHost(root / "host.stderr")
-    try:
-        host.configure(sandbox_config(db, **overrides))
-        yield host
-    finally:
-        host.close()
-    scan_host(host, db)
-    assert not db.exists(), "Check/Diff made an API call (the sandbox was started)"
+from tests.support.postgres import fresh_postgres_db, postgres_server  # noqa: F401
 
 
 @pytest.fixture(autouse=True, scope="session")
 def private_state_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The provider's per-user ledger (`~/.local/state/qianfan-tpm/`) is this session's own: no test
     writes to the home directory, and no earlier run's ledger is seen. Provider hosts inherit it."""
-    import os
-
     state = tmp_path_factory.mktemp("state-home")
     before = os.environ.get("XDG_STATE_HOME")
     os.environ["XDG_STATE_HOME"] = str(state)
@@ -93,17 +40,14 @@ def private_state_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pat
 
 @pytest.fixture
 def sandbox_db(tmp_path: Path) -> Path:
+    """The database of the embedded sandbox this test's provider hosts use (created by their first call)."""
     return tmp_path / "sandbox" / "qianfan.sqlite3"
 
 
 @pytest.fixture
-def control(sandbox_db: Path):
-    from qianfan_sandbox import SandboxControl
-
+def sandbox_control(sandbox_db: Path) -> SandboxControl:
+    """The embedded sandbox's control, as Baidu's console would change things behind the hosts' backs."""
     return SandboxControl(sandbox_db)
-
-
-HostFactory = Callable[..., ProviderHost]
 
 
 @pytest.fixture
@@ -132,12 +76,12 @@ def host(make_host: HostFactory) -> ProviderHost:
 
 
 @pytest.fixture
-def buy_elsewhere(control) -> Callable[[dict[str, Any]], str]:
+def buy_elsewhere(sandbox_control: SandboxControl) -> Callable[[dict[str, Any]], str]:
     """Buy a quota outside any stack, as Baidu's console would: an instance no ledger records, for a
-    stack to adopt. (One bought by another stack's resource is held by it: see test_ledger_claims.)"""
+    stack to adopt. (One bought by another stack's resource is held by it: see tests/ledger/test_ledger.py.)"""
 
     def buy(props: dict[str, Any]) -> str:
-        instance_id: str = control.add_instance(
+        instance_id: str = sandbox_control.add_instance(
             props["model"], int(props["purchaseCount"]), release_time=props.get("releaseTime")
         )
         return instance_id
@@ -145,9 +89,7 @@ def buy_elsewhere(control) -> Callable[[dict[str, Any]], str]:
     return buy
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ANN001 - pytest hook
-    from tests.figures import table
-
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config) -> None:
     lines = table()
     if lines:
         terminalreporter.section("measured figures")

@@ -26,8 +26,8 @@ from hostdriver import PROJECT_ROOT, ProviderHost, urn
 from hostdriver.process import first_line, stop
 from qianfan_sandbox import SandboxControl
 from tests.audit.pulumi_state import Quota, checkpoint_document, encrypted, export_document, shown
-from tests.conftest import ACCESS_KEY, SECRET_KEY
-from tests.conftest import sandbox_config as host_config
+from tests.support.hosts import sandbox_config as host_config
+from tests.support.keys import ACCESS_KEY, SECRET_KEY
 
 #: How to start the standalone sandbox (`python -m <this>`); the one other place its name appears.
 SANDBOX_MODULE = "qianfan_sandbox"
@@ -68,7 +68,7 @@ class AuditRun:
 def run_audit(
     *args: str, env: dict[str, str] | None = None, cwd: Path = PROJECT_ROOT, secrets_to_scan: tuple[str, ...] = ()
 ) -> AuditRun:
-    """`venv/bin/python -m audit ARGS` as a user runs it; its output never holds a key."""
+    """`python -m audit ARGS` as a user runs it (with this interpreter); its output never holds a key."""
     out = subprocess.run(
         [sys.executable, "-m", "audit", *args],
         cwd=cwd,
@@ -196,7 +196,6 @@ def world_in(root: Path) -> Iterator[World]:
     project, home = root / "project", root / "home"
     db = project / ".sandbox" / "qianfan.sqlite3"
     db.parent.mkdir(parents=True)
-    (project / "venv").symlink_to(PROJECT_ROOT / "venv")
     control = SandboxControl(db)
     control.set_option("creating_seconds", 0)
     soon = beijing(datetime.now(UTC) + timedelta(hours=2))

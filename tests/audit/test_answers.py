@@ -32,6 +32,7 @@ def audit(fake: FakeQianfan, *args: str) -> Any:
     return run
 
 
+@pytest.mark.slow
 def test_baidus_documented_item_shape(tmp_path: Path) -> None:
     """No model, no unit count, no releaseTime: units from tpm, release unknown (never drift)."""
     answers = {
@@ -49,6 +50,7 @@ def test_baidus_documented_item_shape(tmp_path: Path) -> None:
     assert {item["releaseTime"] for item in by_id.values()} == {None}
 
 
+@pytest.mark.slow
 def test_garbage_for_one_model_leaves_the_audit_incomplete(tmp_path: Path) -> None:
     dev = state(tmp_path, ("lite", "tpm-Lite0001", "ernie-lite-8k", 1))
     garbage = {"data": {"items": [documented_item("tpm-Lite0001", 1)]}}
@@ -80,6 +82,7 @@ def test_which_answers_count_as_garbage(result: Any, problem: str | None) -> Non
     assert _shape_problem(result) == problem
 
 
+@pytest.mark.slow
 def test_answers_that_are_not_json_are_retried_until_the_deadline() -> None:
     with FakeQianfan({"ernie-lite-8k": Raw(200, b"<html>gateway</html>")}) as fake:
         run = audit(fake, "--timeout-seconds", "2")
@@ -90,6 +93,7 @@ def test_answers_that_are_not_json_are_retried_until_the_deadline() -> None:
     assert sum(1 for _, body in fake.requests if body["model"] == "ernie-lite-8k") > 1
 
 
+@pytest.mark.slow
 def test_empty_answers_in_any_plausible_spelling_mean_no_instances() -> None:
     answers = {"ernie-lite-8k": {"instances": None}, "ernie-speed-8k": {}, "ernie-tiny-8k": {"totalCount": 0}}
     with FakeQianfan(answers) as fake:
@@ -98,6 +102,7 @@ def test_empty_answers_in_any_plausible_spelling_mean_no_instances() -> None:
     assert run.json()["instances"] == []
 
 
+@pytest.mark.slow
 def test_one_id_under_two_models_is_counted_once(tmp_path: Path) -> None:
     item = documented_item("tpm-Twice001", 1)
     dev = state(tmp_path, ("lite", "tpm-Twice001", "ernie-lite-8k", 1))
@@ -113,6 +118,7 @@ def test_one_id_under_two_models_is_counted_once(tmp_path: Path) -> None:
     assert "Qianfan lists tpm-Twice001 under 2 models" in run.stderr
 
 
+@pytest.mark.slow
 def test_a_model_qianfan_refuses_names_the_model_and_the_way_out() -> None:
     refusal = {"requestId": "r-1", "code": "InvalidParameter", "message": "model ernie-4.0-8k is offline"}
     with FakeQianfan({"ernie-4.0-8k": Raw(400, json.dumps(refusal).encode())}) as fake:
@@ -125,6 +131,7 @@ def test_a_model_qianfan_refuses_names_the_model_and_the_way_out() -> None:
     ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("option", "bound"), [((), 4), (("--concurrency", "2"), 2)])
 def test_models_are_listed_concurrently_within_the_bound(option: tuple[str, ...], bound: int) -> None:
     with FakeQianfan({}, delay=0.08) as fake:

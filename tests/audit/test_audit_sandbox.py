@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from hostdriver import PROJECT_ROOT, ProviderHost
@@ -29,6 +32,8 @@ from tests.audit.harness import (
     run_audit,
 )
 from tests.audit.pulumi_state import export_document
+
+pytestmark = pytest.mark.slow  # the world's hosts and sandbox, the audit as a process
 
 INSTANCE_KEYS = {"instanceId", "model", "units", "tpm", "rpm", "status", "releaseTime", "owners", "verdicts"}
 
@@ -284,9 +289,12 @@ def test_the_documented_command_audits_the_dev_stack_from_a_fresh_clone(world: W
     found = {c for cs in commands.values() for c in cs}
     assert len(found) == 1, f"the marked audit commands differ: {found}"
     [command] = found
-    assert command.startswith("venv/bin/python -m audit ")
-    # A clone: the project's packages and venv at the top, the dev stack's sandbox under .sandbox/,
-    # and the state scripts/dev keeps with the project as file backend, in .pulumi/.
+    venv_python = "venv/bin/python"
+    assert command.startswith(f"{venv_python} -m audit ")
+    # A clone: the project's packages at the top, the dev stack's sandbox under .sandbox/, and the
+    # state scripts/dev keeps with the project as file backend, in .pulumi/. Its venv/bin/python is
+    # the interpreter running this test (a checkout need not have a venv/ to be tested).
+    line = shlex.quote(sys.executable) + command.removeprefix(venv_python)
     for package in PROJECT_ROOT.iterdir():
         link = world.project / package.name
         if (package / "__init__.py").is_file() and not link.exists():
@@ -297,15 +305,15 @@ def test_the_documented_command_audits_the_dev_stack_from_a_fresh_clone(world: W
     empty_home.mkdir(exist_ok=True)
     world.control.clear_requests()
     out = subprocess.run(
-        ["bash", "-c", command],
+        ["bash", "-c", line],
         cwd=world.project,
         env=child_env(HOME=str(empty_home)),
         capture_output=True,
         text=True,
         timeout=120,
     )
+    assert out.returncode == 1, out.stderr  # first: a run that failed to start says why
     assert_read_only(world.control)
-    assert out.returncode == 1, out.stderr
     assert ACCESS_KEY not in out.stdout + out.stderr and SECRET_KEY not in out.stdout + out.stderr
     lines = out.stdout.splitlines()
     [shared] = [line for line in lines if line.startswith(world.ids["shared"] + " ")]

@@ -29,6 +29,7 @@ def unused_port() -> int:
     return port
 
 
+@pytest.mark.slow
 def test_an_unreachable_endpoint_stops_every_model_at_once_in_one_line() -> None:
     """The deadline is 300 s; a refused connection is tried for the grace period only, for all models
     together, and the answer is one line, not one per model."""
@@ -48,6 +49,7 @@ def test_an_unreachable_endpoint_stops_every_model_at_once_in_one_line() -> None
     assert elapsed < UNREACHABLE_GRACE_SECONDS + 40, elapsed
 
 
+@pytest.mark.slow
 def test_an_unreachable_endpoint_within_a_shorter_deadline_names_the_deadline() -> None:
     url = f"http://127.0.0.1:{unused_port()}"
     run = run_audit("--endpoint", url, "--timeout-seconds", "2")
@@ -57,6 +59,7 @@ def test_an_unreachable_endpoint_within_a_shorter_deadline_names_the_deadline() 
     assert "the limit set by --timeout-seconds (2s)" in line
 
 
+@pytest.mark.slow
 def test_refused_keys_get_the_audits_advice_in_one_line_and_stop_the_other_models() -> None:
     """The provider's advice (stack config, write policies) does not fit the audit; a short access key
     such as `AK` mangles nothing in the line."""
@@ -77,6 +80,7 @@ def test_refused_keys_get_the_audits_advice_in_one_line_and_stop_the_other_model
     assert len(fake.requests) <= 4  # the models in flight when the first refusal came; no more
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("present", "missing"), [("QIANFAN_ACCESS_KEY", "QIANFAN_SECRET_KEY"), ("QIANFAN_SECRET_KEY", "QIANFAN_ACCESS_KEY")]
 )
@@ -90,6 +94,7 @@ def test_half_a_key_pair_names_the_missing_key(present: str, missing: str, endpo
     ]
 
 
+@pytest.mark.slow
 def test_models_refused_alike_share_one_line_and_every_other_model_is_still_asked() -> None:
     refusal = Raw(400, json.dumps({"requestId": "r-1", "code": "InvalidParameter", "message": "offline"}).encode())
     answers = {"ernie-4.0-8k": refusal, "ernie-3.5-8k": refusal}
@@ -103,6 +108,7 @@ def test_models_refused_alike_share_one_line_and_every_other_model_is_still_aske
     assert len(fake.requests) == len(DOCUMENTED_MODELS)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "line"),
     [

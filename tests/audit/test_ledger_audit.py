@@ -33,6 +33,8 @@ from tests.audit.harness import (
 )
 from tests.audit.pulumi_state import Quota, export_document
 
+pytestmark = pytest.mark.slow  # provider hosts, the audit as a process, PostgreSQL
+
 MODELS = ("ernie-speed-8k", "ernie-lite-8k", "ernie-tiny-8k", "ernie-char-8k")
 PREFIX = "python -m audit: "
 

@@ -43,7 +43,7 @@ def settings_for(location: str, access_key: str = "AKjournal") -> Settings:
     )
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
 def location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return str(tmp_path / "ledger.sqlite3")
@@ -159,6 +159,7 @@ def test_the_reading_audit_changes_not_a_byte_of_a_sqlite_ledger(tmp_path: Path)
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before
 
 
+@pytest.mark.slow
 def test_a_reading_audit_cannot_write_to_postgresql(fresh_postgres_db: str) -> None:
     host = ledger_for(settings_for(fresh_postgres_db), "host-a")
     audit = existing_ledger(settings_for(fresh_postgres_db), "audit")
@@ -202,6 +203,7 @@ def test_a_sqlite_file_without_a_ledger_is_refused_unchanged(tmp_path: Path) -> 
     assert foreign.read_bytes() == before
 
 
+@pytest.mark.slow
 def test_a_postgresql_database_without_a_ledger_is_refused_and_nothing_is_created(fresh_postgres_db: str) -> None:
     import psycopg
 

@@ -10,39 +10,9 @@ import yaml
 from audit.reconcile import reconcile
 from audit.records import Claim, LiveInstance
 from audit.report import adopt_line, render_json, render_table, to_json
+from tests.audit.records import NOW, claim, live
 
-NOW = datetime(2030, 1, 1, tzinfo=UTC)
 AT = "2030-01-01T18:00:00+08:00"  # NOW + 10 h
-
-
-def live(id_: str, model: str = "ernie-speed-8k", units: int | None = 1, **changes: object) -> LiveInstance:
-    base = LiveInstance(
-        instance_id=id_,
-        model=model,
-        status="Running",
-        gone=False,
-        units=units,
-        tpm=None if units is None else units * 10_000,
-        rpm=None if units is None else units * 33,
-        release_time=None,
-        release_known=True,
-    )
-    return replace(base, **changes)  # type: ignore[arg-type]
-
-
-def claim(id_: str | None, stack: str = "dev", resource: str = "q", **changes: object) -> Claim:
-    base = Claim(
-        source=f"{stack}.json",
-        stack=stack,
-        resource=resource,
-        urn=f"urn:pulumi:{stack}::qianfan-tpm::t::{resource}",
-        instance_id=id_,
-        model="ernie-speed-8k",
-        units=1,
-        release_time=None,
-        release_known=True,
-    )
-    return replace(base, **changes)  # type: ignore[arg-type]
 
 
 def judge(listed: list[LiveInstance], claims: list[Claim], warn_hours: float = 24) -> dict[str, list[str]]:

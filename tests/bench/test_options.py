@@ -13,6 +13,7 @@ from bench.run import Met, Pairs, build_parser
 from hostdriver import PROJECT_ROOT
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "line"),
     [

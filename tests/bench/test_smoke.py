@@ -10,8 +10,12 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from hostdriver import PROJECT_ROOT
 from tests.support.postgres import NO_POSTGRES_ENV
+
+pytestmark = pytest.mark.slow  # one benchmark run
 
 
 def cell(table: str, measure: str, column: int = 1) -> str:

@@ -12,6 +12,8 @@ import pytest
 
 from hostdriver import PROJECT_ROOT
 
+pytestmark = pytest.mark.slow  # the console commands as processes
+
 BIN = Path(sys.executable).parent
 #: Each command and the `python -m` form it stands for (both keep working).
 COMMANDS = {"qianfan-tpm-audit": "audit", "qianfan-sandbox": "qianfan_sandbox", "qianfan-tpm-bench": "bench"}

@@ -2,56 +2,23 @@
 per rehearsed CLI run, and at the end a scan of everything the hosts emitted for the sandbox's keys.
 
 The dev stack configures no keys, so the embedded sandbox runs with its fixed pair — the one a user
-of `pulumi up` on `dev` gets — and those are what must never leave the provider.
+of `pulumi up` on `dev` gets — and those are what must never leave the provider. The sandbox's
+database is `sandbox_db` (tests/conftest.py).
 """
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
-from hostdriver import PROJECT_ROOT, ProviderHost
-from hostdriver.program import Deployment, engine_config
-
-DEV_STACK_FILE = PROJECT_ROOT / "stacks" / "Pulumi.dev.yaml"
-
-
-def dev_stack_config() -> dict[str, Any]:
-    """The `config:` section of stacks/Pulumi.dev.yaml, as YAML reads it."""
-    document = yaml.safe_load(DEV_STACK_FILE.read_text())
-    config = document["config"]
-    assert isinstance(config, dict), f"{DEV_STACK_FILE}: config is not a mapping"
-    return config
-
-
-def sandbox_keys() -> dict[str, str]:
-    from qianfan_sandbox import SANDBOX_ACCESS_KEY, SANDBOX_SECRET_KEY
-
-    return {"sandbox access key": SANDBOX_ACCESS_KEY, "sandbox secret key": SANDBOX_SECRET_KEY}
-
-
-def assert_no_keys(texts: dict[str, str]) -> None:
-    for where, text in texts.items():
-        for label, key in sandbox_keys().items():
-            assert key not in text, f"the {label} leaked into {where}"
-
-
-def state_text(deployment: Deployment) -> str:
-    """The state as a checkpoint would hold it (resources only: the config is ours, not the provider's)."""
-    return json.dumps(
-        [{"urn": r.urn, "id": r.id, "inputs": r.inputs, "outputs": r.outputs} for r in deployment.resources]
-    )
-
-
-@pytest.fixture
-def sandbox_db(tmp_path: Path) -> Path:
-    return tmp_path / "sandbox" / "qianfan.sqlite3"
+from hostdriver import ProviderHost
+from hostdriver.program import engine_config
+from tests.e2e.dev_stack import RunHost, dev_stack_config
+from tests.support.hosts import emitted_texts, received_texts
+from tests.support.keys import SANDBOX_KEYS, assert_no_secrets
 
 
 @pytest.fixture
@@ -69,11 +36,8 @@ def no_qianfan_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name)
 
 
-HostFactory = Callable[[str, dict[str, str]], ProviderHost]
-
-
 @pytest.fixture
-def run_host(tmp_path: Path, sandbox_db: Path) -> Iterator[HostFactory]:
+def run_host(tmp_path: Path, sandbox_db: Path) -> Iterator[RunHost]:
     """A new provider host process per rehearsed CLI run, configured as the engine configures it;
     at teardown, stopped and scanned (RPC answers, stderr, request bodies) for the sandbox keys."""
     hosts: list[tuple[str, ProviderHost]] = []
@@ -89,11 +53,6 @@ def run_host(tmp_path: Path, sandbox_db: Path) -> Iterator[HostFactory]:
         host.close()
     texts: dict[str, str] = {}
     for label, host in hosts:
-        texts.update({f"{label} host RPC answer #{i}": t for i, t in enumerate(host.transcript)})
-        texts[f"{label} host stderr"] = host.stderr_text()
-    if sandbox_db.exists():
-        from qianfan_sandbox import SandboxControl
-
-        for i, request in enumerate(SandboxControl(sandbox_db).requests()):
-            texts[f"request body #{i} ({request['action']})"] = json.dumps(request["body"])
-    assert_no_keys(texts)
+        texts.update(emitted_texts(host, label))
+    texts.update(received_texts(sandbox_db))
+    assert_no_secrets(texts, SANDBOX_KEYS)

@@ -19,7 +19,7 @@ import yaml
 from Crypto.Cipher import AES
 
 from hostdriver import PROJECT_ROOT
-from tests.e2e.conftest import DEV_STACK_FILE
+from tests.e2e.dev_stack import DEV_STACK_FILE
 
 SCRIPT = PROJECT_ROOT / "scripts" / "dev"
 STAND_IN = """#!/bin/sh
@@ -95,6 +95,7 @@ def passphrase_opens(salt_state: str, passphrase: str) -> bool:
         return False
 
 
+@pytest.mark.slow
 def test_the_check_is_pulumis_own() -> None:
     # pkg/secrets/passphrase/manager_test.go in pulumi/pulumi: this state, passphrase "password".
     state = "v1:fozI5u6B030=:v1:F+6ZduKKd8G0/V7L:PGMFeIzwobWRKmEAzUdaQHqC5mMRIQ=="
@@ -102,6 +103,7 @@ def test_the_check_is_pulumis_own() -> None:
     assert not passphrase_opens(state, "")
 
 
+@pytest.mark.slow
 def test_the_dev_stack_file_carries_the_salt_of_the_empty_passphrase() -> None:
     document = yaml.safe_load(DEV_STACK_FILE.read_text())
     salt = document.get("encryptionsalt")

@@ -41,7 +41,10 @@ import pytest
 from hostdriver import TYPE, UNKNOWN, provider_blob
 from hostdriver.program import Deployment, RehearsalError, destroy, engine_config, refresh, run_program
 from qianfan_sandbox import SandboxControl
-from tests.e2e.conftest import HostFactory, assert_no_keys, dev_stack_config, state_text
+from tests.e2e.dev_stack import RunHost, dev_stack_config, state_text
+from tests.support.keys import SANDBOX_KEYS, assert_no_secrets
+
+pytestmark = pytest.mark.slow  # a provider host per rehearsed CLI run
 
 BEIJING = timezone(timedelta(hours=8))
 UNIT_TPM, UNIT_RPM = 10_000, 33
@@ -119,7 +122,7 @@ def wait_until_running(control: SandboxControl, count: int, timeout: float = 10.
 
 
 @pytest.fixture
-def deployed(run_host: HostFactory, dev_config: dict[str, str]) -> tuple[Any, Deployment]:
+def deployed(run_host: RunHost, dev_config: dict[str, str]) -> tuple[Any, Deployment]:
     """`pulumi up` of the dev stack on a new stack: (its run result, the state it saved)."""
     result = run_program(run_host("up", dev_config), dev_config, preview=False)
     return result, result.deployment
@@ -182,7 +185,7 @@ def test_up_buys_one_instance_per_quota(
             "tpm": want["count"] * UNIT_TPM,
             "rpm": want["count"] * UNIT_RPM,
         }
-    assert_no_keys({"state": state_text(state)})
+    assert_no_secrets({"state": state_text(state)}, SANDBOX_KEYS)
 
     # -- the calls: per create, as the resource page's lifecycle says (Describe, Purchase, Describe)
     sent = journal(control)
@@ -200,7 +203,7 @@ def test_up_buys_one_instance_per_quota(
 
 
 def test_second_up_changes_nothing(
-    deployed: tuple[Any, Deployment], run_host: HostFactory, dev_config: dict[str, str], sandbox_db: Path
+    deployed: tuple[Any, Deployment], run_host: RunHost, dev_config: dict[str, str], sandbox_db: Path
 ) -> None:
     first, state = deployed
     calls = len(SandboxControl(sandbox_db).requests())
@@ -217,7 +220,7 @@ def test_second_up_changes_nothing(
 
 
 def test_refresh_then_destroy(
-    deployed: tuple[Any, Deployment], run_host: HostFactory, dev_config: dict[str, str], sandbox_db: Path
+    deployed: tuple[Any, Deployment], run_host: RunHost, dev_config: dict[str, str], sandbox_db: Path
 ) -> None:
     _, state = deployed
     control = SandboxControl(sandbox_db)
@@ -293,10 +296,10 @@ def test_refresh_then_destroy(
     emptied, reads = refresh(later, drifted)
     assert [got.id for got in reads] == ["" for _ in drifted.resources]
     assert emptied.resources == ()
-    assert_no_keys({"state after up": state_text(state), "state after drift": state_text(drifted)})
+    assert_no_secrets({"state after up": state_text(state), "state after drift": state_text(drifted)}, SANDBOX_KEYS)
 
 
-def test_preview_calls_no_api(run_host: HostFactory, dev_config: dict[str, str], sandbox_db: Path) -> None:
+def test_preview_calls_no_api(run_host: RunHost, dev_config: dict[str, str], sandbox_db: Path) -> None:
     host = run_host("preview", dev_config)
     plan = run_program(host, dev_config, preview=True)
     assert sorted(plan.steps, key=lambda s: s.urn) == sorted(
@@ -315,7 +318,7 @@ def test_preview_calls_no_api(run_host: HostFactory, dev_config: dict[str, str],
 
 
 def test_check_failure_stops_the_run_before_anything_is_bought(
-    run_host: HostFactory, dev_config: dict[str, str], sandbox_db: Path
+    run_host: RunHost, dev_config: dict[str, str], sandbox_db: Path
 ) -> None:
     # The dev stack with a cap below batch-lite's 2 units: `pulumi up` stops in its preview.
     config = {**dev_config, "qianfan:maxPurchaseCount": "1"}
@@ -329,7 +332,7 @@ def test_check_failure_stops_the_run_before_anything_is_bought(
 
 
 def test_a_stack_file_with_several_mistakes_fails_the_preview_naming_each(
-    run_host: HostFactory, dev_config: dict[str, str], sandbox_db: Path
+    run_host: RunHost, dev_config: dict[str, str], sandbox_db: Path
 ) -> None:
     """All of them in one run, from the program, before any resource is declared or any call made."""
     quotas = json.loads(dev_config["qianfan-tpm:quotas"])
@@ -365,7 +368,7 @@ def test_a_stack_file_with_several_mistakes_fails_the_preview_naming_each(
 
 
 def test_a_misspelt_namespace_fails_the_preview_with_the_rename(
-    run_host: HostFactory, dev_config: dict[str, str], sandbox_db: Path
+    run_host: RunHost, dev_config: dict[str, str], sandbox_db: Path
 ) -> None:
     config = {("qianfan-tmp:quotas" if k == "qianfan-tpm:quotas" else k): v for k, v in dev_config.items()}
     with pytest.raises(pulumi.RunError) as caught:
@@ -378,7 +381,7 @@ def test_a_misspelt_namespace_fails_the_preview_with_the_rename(
 
 
 def test_edited_stack_resizes_and_releases(
-    deployed: tuple[Any, Deployment], run_host: HostFactory, dev_config: dict[str, str], sandbox_db: Path
+    deployed: tuple[Any, Deployment], run_host: RunHost, dev_config: dict[str, str], sandbox_db: Path
 ) -> None:
     """The stack file edited: chat-speed grows to 2 units, batch-lite is removed."""
     _, state = deployed

@@ -15,15 +15,17 @@ import pytest
 
 from hostdriver import HostError, ProviderHost
 
+pytestmark = pytest.mark.slow  # provider hosts of its own per test
+
 MODEL = "ernie-speed-8k"
 T1 = "2031-03-04T05:06:07+08:00"
 T2 = "2031-06-01T00:00:00+08:00"
 FAST = {"qianfan:settleSeconds": "1", "qianfan:timeoutSeconds": "20"}
 
 
-def actions(control) -> list[str]:
-    found = [r["action"] for r in control.requests() if r["action"] != "DescribeTPMResource"]
-    control.clear_requests()
+def actions(sandbox_control) -> list[str]:
+    found = [r["action"] for r in sandbox_control.requests() if r["action"] != "DescribeTPMResource"]
+    sandbox_control.clear_requests()
     return found
 
 
@@ -35,10 +37,12 @@ def update(host: ProviderHost, id_: str, outs: dict, program: dict) -> dict:
 
 # -- half-way -------------------------------------------------------------------------------------
 @pytest.mark.parametrize("fault, status", [("error", 400), ("error", 503)])
-def test_an_update_that_fails_half_way_says_what_it_applied(make_host, control, fault: str, status: int) -> None:
+def test_an_update_that_fails_half_way_says_what_it_applied(
+    make_host, sandbox_control, fault: str, status: int
+) -> None:
     id_, outs = make_host(**FAST).up({"model": MODEL, "purchaseCount": 2, "releaseTime": T1})
     host = make_host(**{**FAST, "qianfan:timeoutSeconds": "4"})  # the next `pulumi up`, a short deadline
-    control.add_fault("AutoReleaseTPMResource", fault, count=100, status=status)
+    sandbox_control.add_fault("AutoReleaseTPMResource", fault, count=100, status=status)
     with pytest.raises(HostError) as caught:
         update(host, id_, outs, {"model": MODEL, "purchaseCount": 4, "releaseTime": T2})
     line = caught.value.last_line
@@ -46,7 +50,7 @@ def test_an_update_that_fails_half_way_says_what_it_applied(make_host, control, 
     assert (
         f"AutoReleaseTPMResource failed: HTTP {status}" in line and "Run `pulumi refresh` before anything else" in line
     )
-    row = control.instances()[0]
+    row = sandbox_control.instances()[0]
     assert row["count"] == 4 and row["releaseTime"] == T1  # what Qianfan bills now, as the message says
 
 
@@ -73,38 +77,40 @@ def test_an_update_that_fails_half_way_says_what_it_applied(make_host, control, 
         ),
     ],
 )
-def test_the_change_that_lowers_the_bill_goes_first(make_host, control, before: dict, after: dict, order: list) -> None:
+def test_the_change_that_lowers_the_bill_goes_first(
+    make_host, sandbox_control, before: dict, after: dict, order: list
+) -> None:
     host = make_host(**FAST)
     id_, outs = host.up({"model": MODEL, **before})
-    control.clear_requests()
+    sandbox_control.clear_requests()
     update(host, id_, outs, {"model": MODEL, **after})
-    assert actions(control) == order
+    assert actions(sandbox_control) == order
 
 
-def test_a_count_only_update_ignores_a_release_cancelled_outside_pulumi(host: ProviderHost, control) -> None:
+def test_a_count_only_update_ignores_a_release_cancelled_outside_pulumi(host: ProviderHost, sandbox_control) -> None:
     """It sends no AutoRelease, so it does not fail on one: the drift shows up in its outputs and the
     next plan, which is refresh's and the next `pulumi up`'s business."""
     id_, outs = host.up({"model": MODEL, "purchaseCount": 1, "releaseTime": T1})
-    control.update_instance(id_, release_time=None)  # cancelled in the console, not yet refreshed
-    control.clear_requests()
+    sandbox_control.update_instance(id_, release_time=None)  # cancelled in the console, not yet refreshed
+    sandbox_control.clear_requests()
     outs = update(host, id_, outs, {"model": MODEL, "purchaseCount": 2, "releaseTime": T1})
-    assert actions(control) == ["ResizeTPMResource"]
+    assert actions(sandbox_control) == ["ResizeTPMResource"]
     assert outs["purchaseCount"] == 2 and "releaseTime" not in outs  # what Qianfan has, recorded
 
 
 # -- resize as an order -------------------------------------------------------------------------------
-def test_a_resize_order_shown_within_the_settle_time_succeeds(make_host, control) -> None:
+def test_a_resize_order_shown_within_the_settle_time_succeeds(make_host, sandbox_control) -> None:
     host = make_host(**{"qianfan:settleSeconds": "4", "qianfan:timeoutSeconds": "20"})
     id_, outs = host.up({"model": MODEL, "purchaseCount": 1})
-    control.set_option("resize_delay_seconds", 1.5)
+    sandbox_control.set_option("resize_delay_seconds", 1.5)
     outs = update(host, id_, outs, {"model": MODEL, "purchaseCount": 3})
     assert outs["purchaseCount"] == 3 and outs["tpm"] == 30_000
 
 
-def test_a_resize_order_slower_than_the_settle_time_is_reported_not_recorded(make_host, control) -> None:
+def test_a_resize_order_slower_than_the_settle_time_is_reported_not_recorded(make_host, sandbox_control) -> None:
     host = make_host(**{"qianfan:settleSeconds": "1", "qianfan:timeoutSeconds": "20"})
     id_, outs = host.up({"model": MODEL, "purchaseCount": 1})
-    control.set_option("resize_delay_seconds", 30)
+    sandbox_control.set_option("resize_delay_seconds", 30)
     with pytest.raises(HostError) as caught:
         update(host, id_, outs, {"model": MODEL, "purchaseCount": 3})
     line = caught.value.last_line
@@ -115,17 +121,17 @@ def test_a_resize_order_slower_than_the_settle_time_is_reported_not_recorded(mak
 
 
 # -- absences -------------------------------------------------------------------------------------------
-def test_one_empty_answer_never_drops_a_live_quota(make_host, control) -> None:
+def test_one_empty_answer_never_drops_a_live_quota(make_host, sandbox_control) -> None:
     host = make_host(**{"qianfan:listingMaxAgeSeconds": "0"})  # every look is its own Describe
     id_, outs = host.up({"model": MODEL, "purchaseCount": 1})
-    control.add_fault("DescribeTPMResource", "empty")  # a lagging replica, once
+    sandbox_control.add_fault("DescribeTPMResource", "empty")  # a lagging replica, once
     read_id, read_outs, _ = host.read(id_, outs)
     assert read_id == id_ and read_outs["purchaseCount"] == 1
-    control.add_fault("DescribeTPMResource", "empty", count=3)  # three times: this host saw it live, so
+    sandbox_control.add_fault("DescribeTPMResource", "empty", count=3)  # three times: this host saw it live, so
     assert host.read(id_, outs)[0] == id_  # those answers lag; a fresh look finds it
     # Gone for good (released, and hidden by Qianfan): once this host stops expecting it, consistent
     # listings that lack it are believed, and the refresh drops it.
-    control.add_fault("DescribeTPMResource", "empty", count=1_000)
+    sandbox_control.add_fault("DescribeTPMResource", "empty", count=1_000)
     assert host.read(id_, outs)[0] == ""
 
 
@@ -134,25 +140,27 @@ def edited(outs: dict, model: str) -> dict:
     return {**outs, "model": model}
 
 
-def test_destroy_of_an_instance_of_another_model_fails_and_releases_nothing(host: ProviderHost, control) -> None:
+def test_destroy_of_an_instance_of_another_model_fails_and_releases_nothing(
+    host: ProviderHost, sandbox_control
+) -> None:
     id_, outs = host.up({"model": MODEL, "purchaseCount": 1})
     with pytest.raises(HostError) as caught:
         host.delete(id_, edited(outs, "ernie-lite-8k"))
     line = caught.value.last_line
     assert f"{id_} belongs to model {MODEL}, not ernie-lite-8k" in line and "Nothing was released" in line
-    assert control.instances()[0]["status"] != "Stopped"
+    assert sandbox_control.instances()[0]["status"] != "Stopped"
 
 
-def test_update_of_an_instance_of_another_model_touches_nothing(host: ProviderHost, control) -> None:
+def test_update_of_an_instance_of_another_model_touches_nothing(host: ProviderHost, sandbox_control) -> None:
     id_, outs = host.up({"model": MODEL, "purchaseCount": 1})
-    control.clear_requests()
+    sandbox_control.clear_requests()
     with pytest.raises(HostError) as caught:
         update(host, id_, edited(outs, "ernie-lite-8k"), {"model": "ernie-lite-8k", "purchaseCount": 3})
     assert f"{id_} belongs to model {MODEL}, not ernie-lite-8k" in caught.value.last_line
-    assert actions(control) == [] and control.instances()[0]["count"] == 1
+    assert actions(sandbox_control) == [] and sandbox_control.instances()[0]["count"] == 1
 
 
-def test_refresh_of_an_instance_of_another_model_keeps_it_and_says_so(host: ProviderHost, control) -> None:
+def test_refresh_of_an_instance_of_another_model_keeps_it_and_says_so(host: ProviderHost, sandbox_control) -> None:
     id_, outs = host.up({"model": MODEL, "purchaseCount": 1})
     with pytest.raises(HostError) as caught:
         host.read(id_, edited(outs, "ernie-lite-8k"))
@@ -160,7 +168,7 @@ def test_refresh_of_an_instance_of_another_model_keeps_it_and_says_so(host: Prov
 
 
 # -- adoption within one run -------------------------------------------------------------------------------
-def test_one_run_never_gives_one_instance_to_two_resources(host: ProviderHost, control, buy_elsewhere) -> None:
+def test_one_run_never_gives_one_instance_to_two_resources(host: ProviderHost, sandbox_control, buy_elsewhere) -> None:
     bought, _ = host.up({"model": MODEL, "purchaseCount": 1}, name="bought")
     with pytest.raises(HostError) as caught:
         host.up({"model": MODEL, "purchaseCount": 1, "adoptInstanceId": bought}, name="adopter")
@@ -170,4 +178,4 @@ def test_one_run_never_gives_one_instance_to_two_resources(host: ProviderHost, c
     with pytest.raises(HostError) as caught:
         host.up({"model": MODEL, "purchaseCount": 1, "adoptInstanceId": other}, name="second")
     assert "TPMQuota 'first' of stack dev already holds this instance" in caught.value.last_line
-    assert control.requests("ResizeTPMResource") == []
+    assert sandbox_control.requests("ResizeTPMResource") == []

@@ -23,7 +23,9 @@ from typing import Any
 import pytest
 
 from hostdriver import HostError, ProviderHost
-from tests.figures import record
+from tests.support.figures import record
+
+pytestmark = pytest.mark.slow  # provider hosts per test, randomized trials
 
 TRIALS = int(os.environ.get("QIANFAN_TPM_TRIALS", "14"))
 SEED = int(os.environ.get("QIANFAN_TPM_SEED", "20261126"))
@@ -51,8 +53,8 @@ DESCRIBE_FAULTS = [("throttle", 429), ("error", 500), ("drop", None), ("empty", 
 INCONSISTENT_FAULTS = [("empty", None), ("duplicate", None), ("reorder", None)]
 
 
-def live(control, model: str) -> set[str]:
-    return {row["instanceId"] for row in control.instances(model) if row["status"] != "Stopped"}
+def live(sandbox_control, model: str) -> set[str]:
+    return {row["instanceId"] for row in sandbox_control.instances(model) if row["status"] != "Stopped"}
 
 
 def up_until_done(host: ProviderHost, props: dict[str, Any], name: str, errors: list[str]) -> tuple[str, int]:
@@ -73,7 +75,7 @@ def create_all(host: ProviderHost, quotas: list[tuple[str, dict[str, Any]]]) -> 
     return results, errors
 
 
-def test_ten_creates_of_one_spec_with_lost_answers_buy_exactly_ten(make_host, control) -> None:
+def test_ten_creates_of_one_spec_with_lost_answers_buy_exactly_ten(make_host, sandbox_control) -> None:
     """The issue's scenario: 10 creates of one spec at once, six purchase answers lost after
     committing (503), three Describe failures (500), 30 ms latency. Before the pool recovery, about
     one run in three bought an 11th instance that no state held and no error named."""
@@ -82,10 +84,10 @@ def test_ten_creates_of_one_spec_with_lost_answers_buy_exactly_ten(make_host, co
     )
     props = {"model": "ernie-speed-8k", "purchaseCount": 1}
     for run in range(3):
-        control.clear_requests()
-        control.set_option("latency_ms", 30)
-        control.add_fault("PurchaseTPMResource", "error_after_commit", count=6, status=503)
-        control.add_fault("DescribeTPMResource", "error", count=3, status=500)
+        sandbox_control.clear_requests()
+        sandbox_control.set_option("latency_ms", 30)
+        sandbox_control.add_fault("PurchaseTPMResource", "error_after_commit", count=6, status=503)
+        sandbox_control.add_fault("DescribeTPMResource", "error", count=3, status=500)
         started = time.monotonic()
         names = [f"r{run}q{n}" for n in range(10)]
         with ThreadPoolExecutor(max_workers=10) as pool:
@@ -93,16 +95,16 @@ def test_ten_creates_of_one_spec_with_lost_answers_buy_exactly_ten(make_host, co
         elapsed = time.monotonic() - started
         ids = [id_ for id_, _ in created]
         assert len(set(ids)) == 10, "two resources share an instance"
-        assert live(control, "ernie-speed-8k") == set(ids), "an instance was bought that no resource holds"
-        purchases = control.requests("PurchaseTPMResource")
+        assert live(sandbox_control, "ernie-speed-8k") == set(ids), "an instance was bought that no resource holds"
+        purchases = sandbox_control.requests("PurchaseTPMResource")
         assert len(purchases) == 10, f"{len(purchases)} purchases sent for 10 quotas"
         record(
             "concurrency", f"10 creates of one spec, 6 answers lost (run {run + 1})", f"10 instances, {elapsed:.1f}s"
         )
-        control.set_option("latency_ms", 0)
+        sandbox_control.set_option("latency_ms", 0)
         for id_, outs in created:
             host.delete(id_, outs)
-    assert live(control, "ernie-speed-8k") == set()
+    assert live(sandbox_control, "ernie-speed-8k") == set()
 
 
 def refresh_keeps(host: ProviderHost, state: tuple[str, dict[str, Any]], dropped: list[str]) -> None:
@@ -127,7 +129,7 @@ def failure_kind(line: str) -> str:
     return f"other: {line[:80]}"
 
 
-def test_randomized_trials_at_concurrency_8_to_16(make_host, control) -> None:
+def test_randomized_trials_at_concurrency_8_to_16(make_host, sandbox_control) -> None:
     """8-16 creates of one spec at once (sometimes two specs), with lost and refused purchase
     answers, failing, empty, duplicated and shifting listings (pages of 2-3 items reordered between
     requests), while the stack's existing quotas of that spec are refreshed and others bought in
@@ -140,9 +142,9 @@ def test_randomized_trials_at_concurrency_8_to_16(make_host, control) -> None:
     stats: Counter[str] = Counter()
     started = time.monotonic()
     for trial in range(TRIALS):
-        control.clear_requests()
-        control.set_option("latency_ms", rng.choice([0, 0, 10, 30]))
-        control.set_option("page_size", rng.choice([0, 0, 2, 3]))
+        sandbox_control.clear_requests()
+        sandbox_control.set_option("latency_ms", rng.choice([0, 0, 10, 30]))
+        sandbox_control.set_option("page_size", rng.choice([0, 0, 2, 3]))
         model = rng.choice(MODELS)
         specs = [{"purchaseCount": rng.choice([1, 2]), "releaseTime": rng.choice(RELEASES)}]
         if rng.random() < 0.3:  # two specs of one model: two pools recovering side by side
@@ -156,7 +158,7 @@ def test_randomized_trials_at_concurrency_8_to_16(make_host, control) -> None:
         first = {key: value for key, value in specs[0].items() if value is not None}
         existing = [host.up({"model": model, **first}, name=f"t{trial}e{n}") for n in range(rng.randint(0, 2))]
         console = [
-            control.add_instance(
+            sandbox_control.add_instance(
                 model,
                 first["purchaseCount"],
                 release_time=first.get("releaseTime"),
@@ -164,16 +166,16 @@ def test_randomized_trials_at_concurrency_8_to_16(make_host, control) -> None:
             )
             for _ in range(rng.randint(0, 2))
         ]
-        before = {row["instanceId"] for row in control.instances(model)}
+        before = {row["instanceId"] for row in sandbox_control.instances(model)}
         for _ in range(rng.randint(1, 4)):
             kind, status = rng.choice(PURCHASE_FAULTS)
-            control.add_fault("PurchaseTPMResource", kind, count=rng.randint(1, 5), status=status)
+            sandbox_control.add_fault("PurchaseTPMResource", kind, count=rng.randint(1, 5), status=status)
         if rng.random() < 0.6:
             kind, status = rng.choice(DESCRIBE_FAULTS)
-            control.add_fault("DescribeTPMResource", kind, count=rng.randint(1, 3), status=status)
+            sandbox_control.add_fault("DescribeTPMResource", kind, count=rng.randint(1, 3), status=status)
         if rng.random() < 0.6:
             kind, status = rng.choice(INCONSISTENT_FAULTS)
-            control.add_fault("DescribeTPMResource", kind, count=rng.randint(1, 2), status=status)
+            sandbox_control.add_fault("DescribeTPMResource", kind, count=rng.randint(1, 2), status=status)
 
         dropped: list[str] = []
         with ThreadPoolExecutor(max_workers=4) as refreshes:
@@ -184,21 +186,21 @@ def test_randomized_trials_at_concurrency_8_to_16(make_host, control) -> None:
         stats["failed runs of pulumi up"] += len(errors)
         for error in errors:
             stats[f"  of which: {failure_kind(error)}"] += 1
-        control.clear_faults()
+        sandbox_control.clear_faults()
         ids = [id_ for id_, _ in results]
         assert not dropped, f"trial {trial}: a refresh dropped live quota(s) {dropped}"
         assert len(set(ids)) == len(quotas), f"trial {trial}: two quotas share an instance"
         assert not set(ids) & before, f"trial {trial}: an instance that existed before ({set(ids) & before}) was taken"
-        extra = live(control, model) - set(ids) - before
+        extra = live(sandbox_control, model) - set(ids) - before
         unnamed = [i for i in extra if not any(i in e for e in errors)]
         assert not unnamed, f"trial {trial}: {unnamed} bought, in no state, named in no error"
         assert not extra, f"trial {trial}: {sorted(extra)} bought twice (named in an error)"
-        rows = {row["instanceId"]: row for row in control.instances(model)}
+        rows = {row["instanceId"]: row for row in sandbox_control.instances(model)}
         for (_, props), id_ in zip(quotas, ids, strict=True):
             assert rows[id_]["count"] == props["purchaseCount"], f"trial {trial}: {id_} has the wrong size"
             assert rows[id_]["releaseTime"] == props.get("releaseTime"), f"trial {trial}: {id_} wrong release"
 
-        purchases = control.requests("PurchaseTPMResource")
+        purchases = sandbox_control.requests("PurchaseTPMResource")
         answered = sum(1 for r in purchases if r["status"] == 200)
         stats["trials"] += 1
         stats["creates"] += len(quotas)
@@ -208,15 +210,15 @@ def test_randomized_trials_at_concurrency_8_to_16(make_host, control) -> None:
         stats["purchase answers lost or failed"] += len(purchases) - answered
         stats["bought, answer lost, found by the recovery"] += len(quotas) - answered
         stats["re-runs of pulumi up needed"] += sum(runs - 1 for _, runs in results)
-        control.set_option("latency_ms", 0)
-        control.set_option("page_size", 0)
+        sandbox_control.set_option("latency_ms", 0)
+        sandbox_control.set_option("page_size", 0)
         states = [(id_, {"model": model, **props}) for (_, props), id_ in zip(quotas, ids, strict=True)]
         states += [(id_, outs) for id_, outs in existing]
         with ThreadPoolExecutor(max_workers=8) as pool:
             list(pool.map(lambda state: host.delete(*state), states))
         for instance_id in console:
-            control.update_instance(instance_id, status="Stopped")
-        assert live(control, model) == set(), f"trial {trial}: destroy left quota running"
+            sandbox_control.update_instance(instance_id, status="Stopped")
+        assert live(sandbox_control, model) == set(), f"trial {trial}: destroy left quota running"
 
     assert stats["bought, answer lost, found by the recovery"] > 0, "the trials must exercise lost answers"
     record("lost purchases", f"randomized trials at concurrency 8-16 (seed {SEED})", stats["trials"])
@@ -242,23 +244,23 @@ def test_randomized_trials_at_concurrency_8_to_16(make_host, control) -> None:
 
 @pytest.mark.parametrize("status", [408, 409, 499, 400])
 def test_an_interrupted_or_undocumented_answer_to_a_purchase_is_recovered_not_taken_as_a_refusal(
-    make_host, control, status: int
+    make_host, sandbox_control, status: int
 ) -> None:
     """408, 409, 499 and an undocumented 400 may follow a purchase that went through: the create
     recovers by listing (and adopts what it bought) instead of failing with a quota orphaned."""
     host = make_host(**{"qianfan:settleSeconds": "1"})
-    control.add_fault("PurchaseTPMResource", "error_after_commit", status=status)
+    sandbox_control.add_fault("PurchaseTPMResource", "error_after_commit", status=status)
     id_, outs = host.up({"model": "ernie-speed-8k", "purchaseCount": 2})
-    assert live(control, "ernie-speed-8k") == {id_} and outs["purchaseCount"] == 2
-    assert len(control.requests("PurchaseTPMResource")) == 1
+    assert live(sandbox_control, "ernie-speed-8k") == {id_} and outs["purchaseCount"] == 2
+    assert len(sandbox_control.requests("PurchaseTPMResource")) == 1
 
 
-def interleaved_trial(host: ProviderHost, control, rng: random.Random, trial: int, model: str) -> None:
+def interleaved_trial(host: ProviderHost, sandbox_control, rng: random.Random, trial: int, model: str) -> None:
     """Six creates (some losing their answer), three resizes and three refreshes, all at once."""
     existing = [host.up({"model": model, "purchaseCount": 1}, name=f"i{trial}e{n}") for n in range(6)]
-    control.add_fault("PurchaseTPMResource", "error_after_commit", count=rng.randint(1, 4), status=503)
+    sandbox_control.add_fault("PurchaseTPMResource", "error_after_commit", count=rng.randint(1, 4), status=503)
     kind, status = rng.choice(DESCRIBE_FAULTS)
-    control.add_fault("DescribeTPMResource", kind, count=rng.randint(1, 2), status=status)
+    sandbox_control.add_fault("DescribeTPMResource", kind, count=rng.randint(1, 2), status=status)
     sizes = {n: rng.randint(2, 5) for n in range(3)}
 
     def create(n: int) -> tuple[str, str, dict[str, Any]]:
@@ -280,9 +282,9 @@ def interleaved_trial(host: ProviderHost, control, rng: random.Random, trial: in
     rng.shuffle(jobs)
     with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
         results = list(pool.map(lambda job: job[0](job[1]), jobs))
-    control.clear_faults()
+    sandbox_control.clear_faults()
 
-    rows = {row["instanceId"]: row for row in control.instances(model) if row["status"] != "Stopped"}
+    rows = {row["instanceId"]: row for row in sandbox_control.instances(model) if row["status"] != "Stopped"}
     created = [id_ for kind, id_, _ in results if kind == "create"]
     assert len(set(created)) == 6 and set(rows) == set(created) | {id_ for id_, _ in existing}
     for kind, id_, outs in results:
@@ -293,7 +295,7 @@ def interleaved_trial(host: ProviderHost, control, rng: random.Random, trial: in
         list(pool.map(lambda id_: host.delete(id_, {"model": model, "purchaseCount": 1}), list(rows)))
 
 
-def test_purchases_resizes_and_refreshes_of_one_model_interleave(make_host, control) -> None:
+def test_purchases_resizes_and_refreshes_of_one_model_interleave(make_host, sandbox_control) -> None:
     """With listings shared (the default), creates that lose answers, resizes and refreshes of other
     quotas of the same model run at once: nothing is bought twice, every resize is confirmed on a
     listing that shows it, and no refresh reports a wrong size or drops a live quota."""
@@ -302,6 +304,6 @@ def test_purchases_resizes_and_refreshes_of_one_model_interleave(make_host, cont
     )
     rng = random.Random(SEED + 7)
     for trial in range(6):
-        interleaved_trial(host, control, rng, trial, "ernie-speed-8k")
-    assert live(control, "ernie-speed-8k") == set()
+        interleaved_trial(host, sandbox_control, rng, trial, "ernie-speed-8k")
+    assert live(sandbox_control, "ernie-speed-8k") == set()
     record("concurrency", "creates, resizes and refreshes of one model interleaved", "6 trials, 0 double purchases")

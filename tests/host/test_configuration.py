@@ -12,8 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hostdriver import HostError, ProviderHost
-from tests.conftest import ACCESS_KEY, SECRET_KEY, plan_only_host, sandbox_config, scan_host
-from tests.sandbox.helpers import standalone
+from tests.support.hosts import plan_only_host, sandbox_config, scan_host
+from tests.support.keys import ACCESS_KEY, SECRET_KEY
+from tests.support.standalone import standalone
+
+pytestmark = pytest.mark.slow  # provider hosts of its own per test
 
 QUOTA = {"model": "ernie-speed-8k", "purchaseCount": 1}
 
@@ -236,13 +239,13 @@ def test_every_setting_is_accepted_or_refused_by_name_never_with_a_traceback(
 # -- release times at the edges -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("value", ["9999-12-31T20:00:00Z", "9999-12-31T23:59:59-08:00", "0001-01-01T00:00:00+09:00"])
 def test_release_times_python_cannot_show_are_refused_by_name_in_check_and_tolerated_in_diff(
-    host: ProviderHost, control, value: str
+    host: ProviderHost, sandbox_control, value: str
 ) -> None:
     _, failures = host.check({**QUOTA, "releaseTime": value})
     assert [prop for prop, _ in failures] == ["releaseTime"] and "outside the range" in failures[0][1]
     state = {**QUOTA, "paymentTiming": "Postpaid", "releaseTime": value, "instanceId": "tpm-AbCd1234"}
     assert host.diff("tpm-AbCd1234", state, {**QUOTA, "paymentTiming": "Postpaid"})["changes"] == "DIFF_SOME"
-    assert control.requests() == []
+    assert sandbox_control.requests() == []
 
 
 def test_a_replacement_is_a_new_quota_whose_release_must_be_in_the_future(host: ProviderHost) -> None:

@@ -27,7 +27,9 @@ from typing import Any
 import pytest
 
 from hostdriver import HostError
-from tests.conftest import plan_only_host
+from tests.support.hosts import plan_only_host
+
+pytestmark = pytest.mark.slow  # provider hosts per test, real deadlines
 
 MODEL = "ernie-speed-8k"
 SPEC = {"model": MODEL, "purchaseCount": 1}
@@ -42,15 +44,15 @@ def long_ago() -> datetime:
 
 
 @contextmanager
-def ten_minutes_ago(control) -> Iterator[None]:
+def ten_minutes_ago(sandbox_control) -> Iterator[None]:
     """What is bought inside happened ten minutes ago: the sandbox clock is moved back meanwhile,
     so `startTime` says so. (An instance bought by a host that shares no ledger within seconds of
     a lost purchase, while every listing before it lagged, is the documented unknowable case.)"""
-    control.set_option("clock_offset_seconds", -LONG_AGO_SECONDS)
+    sandbox_control.set_option("clock_offset_seconds", -LONG_AGO_SECONDS)
     try:
         yield
     finally:
-        control.set_option("clock_offset_seconds", 0)
+        sandbox_control.set_option("clock_offset_seconds", 0)
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
@@ -61,9 +63,9 @@ def wait_until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
         time.sleep(0.01)
 
 
-def answered(control, action: str) -> int:
+def answered(sandbox_control, action: str) -> int:
     """Requests of `action` the sandbox has finished with (answered, or their answer dropped)."""
-    return sum(1 for r in control.requests(action) if r["status"] is not None)
+    return sum(1 for r in sandbox_control.requests(action) if r["status"] is not None)
 
 
 def outcome(future: Future[Any]) -> Any:
@@ -89,13 +91,17 @@ def created_ids(results: list[Any]) -> list[str]:
 
 
 def watch_then(
-    control, action: str, then: Callable[[], None], *, delay: float = 0.0, answered_count: int = 0
+    sandbox_control, action: str, then: Callable[[], None], *, delay: float = 0.0, answered_count: int = 0
 ) -> threading.Thread:
     """Once a request of `action` reaches the sandbox (or, with `answered_count`, that many were
     answered), wait `delay` seconds and run `then`; the watch is bounded."""
 
     def ready() -> bool:
-        return answered(control, action) >= answered_count if answered_count else bool(control.requests(action))
+        return (
+            answered(sandbox_control, action) >= answered_count
+            if answered_count
+            else bool(sandbox_control.requests(action))
+        )
 
     def watch() -> None:
         deadline = time.monotonic() + 20
@@ -112,44 +118,44 @@ def watch_then(
 # -- 1. an empty pre-purchase listing ---------------------------------------------------------------
 @pytest.mark.parametrize("existing", ["console", "another stack"])
 def test_1_an_empty_listing_before_a_purchase_that_bought_nothing_hands_over_no_existing_instance(
-    make_host, control, buy_elsewhere, existing: str
+    make_host, sandbox_control, buy_elsewhere, existing: str
 ) -> None:
     """The same spec exists already, bought ten minutes ago: in the console, or by another stack
     whose host shares no ledger with this one (so only its `startTime` tells). The listing before
     the purchase answers empty once, the purchase fails with a 500 having bought nothing: the
     create must re-send after confirming, and end with an instance of its own."""
-    with ten_minutes_ago(control):
+    with ten_minutes_ago(sandbox_control):
         if existing == "console":
             old = buy_elsewhere(SPEC)
         else:
             old = make_host(**{**FAST, "qianfan:ledger": "off"}).up(SPEC, name="elsewhere")[0]
     host = make_host(**FAST)
-    control.clear_requests()
-    control.add_fault("DescribeTPMResource", "empty")
-    control.add_fault("PurchaseTPMResource", "error", status=500)
+    sandbox_control.clear_requests()
+    sandbox_control.add_fault("DescribeTPMResource", "empty")
+    sandbox_control.add_fault("PurchaseTPMResource", "error", status=500)
     id_, outs = host.up(SPEC)
     assert id_ != old, f"the create was handed the {existing} instance {old}"
-    rows = {row["instanceId"]: row for row in control.instances()}
+    rows = {row["instanceId"]: row for row in sandbox_control.instances()}
     assert set(rows) == {old, id_}
     assert rows[old]["status"] == "Running" and outs["instanceId"] == id_
-    assert [req["status"] for req in control.requests("PurchaseTPMResource")] == [500, 200]
+    assert [req["status"] for req in sandbox_control.requests("PurchaseTPMResource")] == [500, 200]
 
 
-def test_1_a_refresh_and_two_creates_sharing_one_empty_answer_each_buy_their_own(make_host, control) -> None:
+def test_1_a_refresh_and_two_creates_sharing_one_empty_answer_each_buy_their_own(make_host, sandbox_control) -> None:
     """The stack's quotas x and y were bought in an earlier run; in this run a refresh of x and two
     creates of the same spec share one listing (sharing on, 300 ms per answer keeps it in flight
     while all three ask), which answers empty; both purchases fail with a 500 having bought
     nothing. Neither create may be handed x or y."""
-    with ten_minutes_ago(control):
+    with ten_minutes_ago(sandbox_control):
         earlier = make_host(**FAST)
         x, x_outs = earlier.up(SPEC, name="x")
         y, _ = earlier.up(SPEC, name="y")
     host = make_host(**{**FAST, "qianfan:listingMaxAgeSeconds": "1"})
     inputs, _ = host.check(SPEC, name="a")
-    control.clear_requests()
-    control.set_option("latency_ms", 300)
-    control.add_fault("DescribeTPMResource", "empty")
-    control.add_fault("PurchaseTPMResource", "error", status=500, count=2)
+    sandbox_control.clear_requests()
+    sandbox_control.set_option("latency_ms", 300)
+    sandbox_control.add_fault("DescribeTPMResource", "empty")
+    sandbox_control.add_fault("PurchaseTPMResource", "error", status=500, count=2)
     refreshed, a, b = concurrently(
         lambda: host.read(x, x_outs, name="x"),
         lambda: host.create(inputs, name="a"),
@@ -159,12 +165,12 @@ def test_1_a_refresh_and_two_creates_sharing_one_empty_answer_each_buy_their_own
     assert refreshed[0] == x and refreshed[1]["status"] == "Running"
     a_id, b_id = created_ids([a, b])
     assert a_id != b_id and not {a_id, b_id} & {x, y}, f"creates got {a_id}, {b_id}; the stack held {x}, {y}"
-    assert {row["instanceId"] for row in control.instances()} == {x, y, a_id, b_id}
-    assert sorted(req["status"] for req in control.requests("PurchaseTPMResource")) == [200, 200, 500, 500]
+    assert {row["instanceId"] for row in sandbox_control.instances()} == {x, y, a_id, b_id}
+    assert sorted(req["status"] for req in sandbox_control.requests("PurchaseTPMResource")) == [200, 200, 500, 500]
 
 
 # -- 2. pages shifting ------------------------------------------------------------------------------
-def test_2_pages_shifting_while_lost_purchases_recover_and_a_resize_runs(make_host, control) -> None:
+def test_2_pages_shifting_while_lost_purchases_recover_and_a_resize_runs(make_host, sandbox_control) -> None:
     """Two-item pages, reordered between page requests (one instance on two pages, another on
     none), while two creates lose their purchase answers (both bought) and the stack's quota r is
     resized; while the purchases recover, pages also list an instance twice. Each create gets its
@@ -172,19 +178,19 @@ def test_2_pages_shifting_while_lost_purchases_recover_and_a_resize_runs(make_ho
     resize never reports r gone."""
     host = make_host(**FAST)
     r, r_outs = host.up(SPEC, name="r")
-    existing = {control.add_instance(MODEL, 1, start_time=long_ago()) for _ in range(3)}
+    existing = {sandbox_control.add_instance(MODEL, 1, start_time=long_ago()) for _ in range(3)}
     a_inputs, _ = host.check(SPEC, name="a")
     r_news, _ = host.check({**SPEC, "purchaseCount": 2}, olds=SPEC, name="r")
-    control.clear_requests()
-    control.set_option("page_size", 2)
-    control.add_fault("DescribeTPMResource", "reorder", count=8)
-    control.add_fault("PurchaseTPMResource", "drop_after_commit", count=2)
+    sandbox_control.clear_requests()
+    sandbox_control.set_option("page_size", 2)
+    sandbox_control.add_fault("DescribeTPMResource", "reorder", count=8)
+    sandbox_control.add_fault("PurchaseTPMResource", "drop_after_commit", count=2)
 
     def shift_again() -> None:  # while the lost purchases recover: pages naming one instance twice, shifting
-        control.add_fault("DescribeTPMResource", "duplicate", count=6)
-        control.add_fault("DescribeTPMResource", "reorder", count=6)
+        sandbox_control.add_fault("DescribeTPMResource", "duplicate", count=6)
+        sandbox_control.add_fault("DescribeTPMResource", "reorder", count=6)
 
-    watcher = watch_then(control, "PurchaseTPMResource", shift_again, answered_count=2)
+    watcher = watch_then(sandbox_control, "PurchaseTPMResource", shift_again, answered_count=2)
     a, b, resized = concurrently(
         lambda: host.create(a_inputs, name="a"),
         lambda: host.create(a_inputs, name="b"),
@@ -196,46 +202,50 @@ def test_2_pages_shifting_while_lost_purchases_recover_and_a_resize_runs(make_ho
     a_id, b_id = created_ids([a, b])
     assert a_id != b_id, f"one instance {a_id} was returned to two creates"
     assert not {a_id, b_id} & (existing | {r}), f"a create claimed an instance that existed before: {a_id}, {b_id}"
-    rows = {row["instanceId"]: row for row in control.instances()}
+    rows = {row["instanceId"]: row for row in sandbox_control.instances()}
     assert set(rows) == existing | {r, a_id, b_id}, "an instance was bought that no create returned"
     assert rows[r]["count"] == 2 and all(rows[i]["status"] == "Running" for i in existing)
     # Both purchases bought, both answers lost.
-    assert [req["status"] for req in control.requests("PurchaseTPMResource")] == [0, 0]
+    assert [req["status"] for req in sandbox_control.requests("PurchaseTPMResource")] == [0, 0]
 
 
 # -- 3. destroy reads back --------------------------------------------------------------------------
 @pytest.mark.parametrize("fault", ["false_result", "not_applied"])
-def test_3_a_release_that_did_not_happen_fails_the_destroy_naming_the_instance(make_host, control, fault: str) -> None:
+def test_3_a_release_that_did_not_happen_fails_the_destroy_naming_the_instance(
+    make_host, sandbox_control, fault: str
+) -> None:
     host = make_host(**FAST)
     id_, outs = host.up(SPEC)
-    control.add_fault("ReleaseTPMResource", fault)
+    sandbox_control.add_fault("ReleaseTPMResource", fault)
     with pytest.raises(HostError) as caught:
         host.delete(id_, outs)
     line = caught.value.last_line
     assert id_ in line, line
-    [row] = control.instances()
+    [row] = sandbox_control.instances()
     assert row["status"] != "Stopped" and not row["released"]  # still billed, as the error says
 
 
 # -- 4. a purchase that commits and then hangs ------------------------------------------------------
-def test_4_a_purchase_that_commits_then_hangs_is_recovered_within_the_deadline(make_host, control) -> None:
+def test_4_a_purchase_that_commits_then_hangs_is_recovered_within_the_deadline(make_host, sandbox_control) -> None:
     """The answer is held far longer than the operation's 10 s: the request must leave the
     recovery its time, so the create returns the bought instance."""
     host = make_host(**{"qianfan:settleSeconds": "1", "qianfan:timeoutSeconds": "10"})
     inputs, _ = host.check(SPEC)
-    control.add_fault("PurchaseTPMResource", "hang_after_commit", seconds=60)
+    sandbox_control.add_fault("PurchaseTPMResource", "hang_after_commit", seconds=60)
     started = time.monotonic()
     id_, outs = host.create(inputs)
     elapsed = time.monotonic() - started
-    assert [row["instanceId"] for row in control.instances()] == [id_] and outs["instanceId"] == id_
-    assert len(control.requests("PurchaseTPMResource")) == 1
+    assert [row["instanceId"] for row in sandbox_control.instances()] == [id_] and outs["instanceId"] == id_
+    assert len(sandbox_control.requests("PurchaseTPMResource")) == 1
     assert elapsed < 10 + 5, f"the create took {elapsed:.1f}s with a 10 s deadline"  # slack for a busy machine
 
 
 # -- 5. a create answered with an id but not yet listed --------------------------------------------
-def test_5_a_bought_quota_not_yet_listed_stays_pending_until_qianfan_shows_it_stopped(make_host, control) -> None:
+def test_5_a_bought_quota_not_yet_listed_stays_pending_until_qianfan_shows_it_stopped(
+    make_host, sandbox_control
+) -> None:
     host = make_host(**{"qianfan:settleSeconds": "1", "qianfan:timeoutSeconds": "20"})
-    control.set_option("visible_after_seconds", 3600)
+    sandbox_control.set_option("visible_after_seconds", 3600)
     id_, pending = host.up(SPEC)
     assert pending["status"] == "Pending" and pending["instanceId"] == id_
     for _ in range(2):  # each refresh sees the absence in three consistent listings
@@ -243,10 +253,10 @@ def test_5_a_bought_quota_not_yet_listed_stays_pending_until_qianfan_shows_it_st
         assert got == id_ and outs["status"] == "Pending"
     warnings = [line for line in host.stderr_text().splitlines() if "warning" in line and id_ in line]
     assert warnings and "Pending" in warnings[0], host.stderr_text()
-    control.set_option("visible_after_seconds", 0)  # Qianfan lists it now
+    sandbox_control.set_option("visible_after_seconds", 0)  # Qianfan lists it now
     got, running, _ = host.read(id_, pending)
     assert got == id_ and running["status"] == "Running"
-    control.update_instance(id_, status="Stopped")
+    sandbox_control.update_instance(id_, status="Stopped")
     got, _, _ = host.read(id_, pending)
     assert got == "", "a quota Qianfan shows Stopped is dropped from state"
 
@@ -258,7 +268,7 @@ def test_6_settle_seconds_0_is_refused_at_check(tmp_path: Path) -> None:
     assert failures and all("qianfan:settleSeconds" in reason for _, reason in failures), failures
 
 
-def empty_until_just_after(control, settle: float) -> threading.Thread:
+def empty_until_just_after(sandbox_control, settle: float) -> threading.Thread:
     """From the purchase on, Describe answers empty for `settle` seconds and once more after: one
     `empty` fault is kept armed (re-armed as each Describe arrives) while that time runs, and the
     one armed last is left for the first Describe after it. The window starts when the purchase
@@ -267,16 +277,16 @@ def empty_until_just_after(control, settle: float) -> threading.Thread:
 
     def watch() -> None:
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not control.requests("PurchaseTPMResource"):
+        while time.monotonic() < deadline and not sandbox_control.requests("PurchaseTPMResource"):
             time.sleep(0.005)
         purchased = time.monotonic()
-        control.add_fault("DescribeTPMResource", "empty")
-        seen = len(control.requests("DescribeTPMResource"))
+        sandbox_control.add_fault("DescribeTPMResource", "empty")
+        seen = len(sandbox_control.requests("DescribeTPMResource"))
         while time.monotonic() < min(deadline, purchased + settle):
-            count = len(control.requests("DescribeTPMResource"))
+            count = len(sandbox_control.requests("DescribeTPMResource"))
             if count > seen:
                 seen = count
-                control.add_fault("DescribeTPMResource", "empty")
+                sandbox_control.add_fault("DescribeTPMResource", "empty")
             time.sleep(0.005)
 
     watcher = threading.Thread(target=watch)
@@ -285,27 +295,29 @@ def empty_until_just_after(control, settle: float) -> threading.Thread:
 
 
 @pytest.mark.parametrize("staging", ["listed just after settle", "one empty answer after settle"])
-def test_6_an_instance_listed_after_settle_is_found_not_bought_again(make_host, control, staging: str) -> None:
+def test_6_an_instance_listed_after_settle_is_found_not_bought_again(make_host, sandbox_control, staging: str) -> None:
     """The purchase bought, its answer was lost, and Describe shows nothing during the 1 s settle
     time: the instance is listed only 1.5 s after its purchase, or Describe answers empty until
     the settle time has passed and once more after it."""
     host = make_host(**{"qianfan:settleSeconds": "1", "qianfan:timeoutSeconds": "30"})
-    control.add_fault("PurchaseTPMResource", "error_after_commit", status=500)
+    sandbox_control.add_fault("PurchaseTPMResource", "error_after_commit", status=500)
     if staging == "listed just after settle":
-        control.set_option("visible_after_seconds", 1.5)
+        sandbox_control.set_option("visible_after_seconds", 1.5)
         watcher = None
     else:
-        control.set_option("latency_ms", 100)
-        watcher = empty_until_just_after(control, 1.0)
+        sandbox_control.set_option("latency_ms", 100)
+        watcher = empty_until_just_after(sandbox_control, 1.0)
     id_, _ = host.up(SPEC)
     if watcher is not None:
         watcher.join()
-    assert [row["instanceId"] for row in control.instances()] == [id_], "bought again"
-    assert len(control.requests("PurchaseTPMResource")) == 1
+    assert [row["instanceId"] for row in sandbox_control.instances()] == [id_], "bought again"
+    assert len(sandbox_control.requests("PurchaseTPMResource")) == 1
 
 
 # -- 7. the baseline is taken after the wait at the purchase gate ---------------------------------
-def test_7_an_instance_bought_elsewhere_while_a_create_waits_at_the_gate_is_not_its_own(make_host, control) -> None:
+def test_7_an_instance_bought_elsewhere_while_a_create_waits_at_the_gate_is_not_its_own(
+    make_host, sandbox_control
+) -> None:
     """Create a (2 units) loses its answer and its instance is listed late, so a's recovery holds
     the model's purchase gate; create b (1 unit) waits there; meanwhile a 1-unit instance is bought
     in the console; then a's instance shows, the gate opens, and b's purchase fails with a 500
@@ -313,65 +325,67 @@ def test_7_an_instance_bought_elsewhere_while_a_create_waits_at_the_gate_is_not_
     host = make_host(**{"qianfan:settleSeconds": "4", "qianfan:timeoutSeconds": "40"})
     a_inputs, _ = host.check({"model": MODEL, "purchaseCount": 2}, name="a")
     b_inputs, _ = host.check(SPEC, name="b")
-    control.set_option("visible_after_seconds", 3600)
-    control.add_fault("PurchaseTPMResource", "error_after_commit", status=500)  # a's: bought, answer lost
-    control.add_fault("PurchaseTPMResource", "error", status=500)  # b's: bought nothing
+    sandbox_control.set_option("visible_after_seconds", 3600)
+    sandbox_control.add_fault("PurchaseTPMResource", "error_after_commit", status=500)  # a's: bought, answer lost
+    sandbox_control.add_fault("PurchaseTPMResource", "error", status=500)  # b's: bought nothing
     with ThreadPoolExecutor(max_workers=2) as pool:
         a = pool.submit(host.create, a_inputs, "a")
-        wait_until(lambda: answered(control, "PurchaseTPMResource") >= 1)
+        wait_until(lambda: answered(sandbox_control, "PurchaseTPMResource") >= 1)
         time.sleep(0.5)  # a's recovery has taken the gate
         b = pool.submit(host.create, b_inputs, "b")
         time.sleep(1.0)  # b waits at the gate
-        console = control.add_instance(MODEL, 1)
-        control.set_option("visible_after_seconds", 0)  # a's instance (and the console's) show now
+        console = sandbox_control.add_instance(MODEL, 1)
+        sandbox_control.set_option("visible_after_seconds", 0)  # a's instance (and the console's) show now
         a_id, b_id = created_ids([outcome(a), outcome(b)])
     assert b_id != console, f"create b took the instance {console} bought in the console while it waited"
-    rows = {row["instanceId"]: row for row in control.instances()}
+    rows = {row["instanceId"]: row for row in sandbox_control.instances()}
     assert set(rows) == {a_id, b_id, console} and rows[a_id]["count"] == 2 and rows[b_id]["count"] == 1
-    assert [req["status"] for req in control.requests("PurchaseTPMResource")] == [500, 500, 200]
+    assert [req["status"] for req in sandbox_control.requests("PurchaseTPMResource")] == [500, 500, 200]
 
 
 # -- 8. a half-way update names what it applied -----------------------------------------------------
-def test_8_an_update_whose_read_back_fails_names_the_resize_it_applied(make_host, control) -> None:
+def test_8_an_update_whose_read_back_fails_names_the_resize_it_applied(make_host, sandbox_control) -> None:
     id_, outs = make_host(**FAST).up(SPEC)
     host = make_host(**{"qianfan:settleSeconds": "1", "qianfan:timeoutSeconds": "6"})
     news, _ = host.check({**SPEC, "purchaseCount": 3}, olds=SPEC)
     # 300 ms per request leave the watcher time to break Describe while the resize is handled.
-    control.set_option("latency_ms", 300)
+    sandbox_control.set_option("latency_ms", 300)
     watcher = watch_then(
-        control, "ResizeTPMResource", lambda: control.add_fault("DescribeTPMResource", "error", count=100_000)
+        sandbox_control,
+        "ResizeTPMResource",
+        lambda: sandbox_control.add_fault("DescribeTPMResource", "error", count=100_000),
     )
     with pytest.raises(HostError) as caught:
         host.update(id_, outs, news)
     watcher.join()
     line = caught.value.last_line
     assert "ResizeTPMResource to 3 unit(s) was applied" in line, line
-    assert control.instances()[0]["count"] == 3  # what Qianfan bills now, as the message says
+    assert sandbox_control.instances()[0]["count"] == 3  # what Qianfan bills now, as the message says
 
 
 # -- 9. a shared listing carries the deadline of the operation that started it ---------------------
-def test_9_a_refresh_joining_a_listing_whose_starter_runs_out_of_time_lists_itself(make_host, control) -> None:
+def test_9_a_refresh_joining_a_listing_whose_starter_runs_out_of_time_lists_itself(make_host, sandbox_control) -> None:
     """Refresh `first` starts a listing of eight one-item pages whose first page takes 8 s of its
     10 s; refresh `second` starts then, with its whole 10 s, and joins that listing (sharing on).
     `first` runs out between pages (each takes 0.5 s now); `second` must not fail with first's
     "ran out of time". (The unit tier has the same with a create as the starter:
     tests/unit/test_listings.py::test_a_starters_short_deadline_does_not_fail_a_waiter_with_time_left.)"""
-    ids = [control.add_instance(MODEL, 1, start_time=long_ago()) for _ in range(8)]
+    ids = [sandbox_control.add_instance(MODEL, 1, start_time=long_ago()) for _ in range(8)]
     quota = ids[-1]
     props = {**SPEC, "instanceId": quota, "status": "Running"}
     host = make_host(
         **{"qianfan:settleSeconds": "1", "qianfan:timeoutSeconds": "10", "qianfan:listingMaxAgeSeconds": "30"}
     )
-    control.set_option("page_size", 1)
-    control.set_option("latency_ms", 8000)
+    sandbox_control.set_option("page_size", 1)
+    sandbox_control.set_option("latency_ms", 8000)
     with ThreadPoolExecutor(max_workers=2) as pool:
         first = pool.submit(host.read, quota, props, "first")
-        wait_until(lambda: len(control.requests("DescribeTPMResource")) >= 1)
-        control.set_option("latency_ms", 500)  # every later page: half a second
-        wait_until(lambda: answered(control, "DescribeTPMResource") >= 1)  # first has about 2 s left
+        wait_until(lambda: len(sandbox_control.requests("DescribeTPMResource")) >= 1)
+        sandbox_control.set_option("latency_ms", 500)  # every later page: half a second
+        wait_until(lambda: answered(sandbox_control, "DescribeTPMResource") >= 1)  # first has about 2 s left
         second = pool.submit(host.read, quota, props, "second")
         first_result = outcome(first)
-        control.set_option("latency_ms", 0)  # second's own listing, if it lists, is quick
+        sandbox_control.set_option("latency_ms", 0)  # second's own listing, if it lists, is quick
         second_result = outcome(second)
     assert isinstance(first_result, HostError) and "ran out of time" in first_result.last_line, (
         "staging: the first refresh was meant to run out of time between pages"
@@ -381,14 +395,14 @@ def test_9_a_refresh_joining_a_listing_whose_starter_runs_out_of_time_lists_itse
 
 
 # -- 10. one model refused by Describe --------------------------------------------------------------
-def test_10_a_model_describe_refuses_is_named_and_does_not_block_absence_checks(make_host, control) -> None:
+def test_10_a_model_describe_refuses_is_named_and_does_not_block_absence_checks(make_host, sandbox_control) -> None:
     """The quota was released outside this run and Qianfan no longer lists it; Describe refuses
     ernie-4.0-8k (Baidu's newer pages drop the id). Refresh and destroy still succeed, saying which
     model could not be searched."""
     id_, outs = make_host(**FAST).up(SPEC)
     make_host(**FAST).delete(id_, outs)  # released by another run
-    control.set_option("released_visibility", "hidden")
-    control.set_option("retired_models", "ernie-4.0-8k")
+    sandbox_control.set_option("released_visibility", "hidden")
+    sandbox_control.set_option("retired_models", "ernie-4.0-8k")
     refresh = make_host(**FAST)
     got, _, _ = refresh.read(id_, outs)
     assert got == "", "a released quota is dropped from state"

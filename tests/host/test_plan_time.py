@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from hostdriver import UNKNOWN, ProviderHost
-from tests.conftest import plan_only_host
+from tests.support.hosts import plan_only_host
 
 VALID = {"model": "ernie-speed-8k", "purchaseCount": 2}
 

@@ -15,7 +15,9 @@ from hypothesis import strategies as st
 
 from hostdriver import ProviderHost
 from providers.models import DOCUMENTED_MODELS
-from tests.conftest import plan_only_host
+from tests.support.hosts import plan_only_host
+
+pytestmark = pytest.mark.slow  # hundreds of examples through a provider host
 
 EXTRA = ("ernie-x1-turbo-32k",)
 CAP = 12
@@ -31,7 +33,7 @@ PROFILE = settings(
 
 
 @pytest.fixture(scope="module")
-def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProviderHost]:
+def plan_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProviderHost]:
     overrides = {"qianfan:extraModels": ",".join(EXTRA), "qianfan:maxPurchaseCount": str(CAP)}
     with plan_only_host(tmp_path_factory.mktemp("properties"), **overrides) as host:
         yield host
@@ -81,8 +83,8 @@ def valid_inputs(draw: st.DrawFn) -> dict[str, Any]:
 
 @PROFILE
 @given(props=valid_inputs())
-def test_every_valid_input_is_accepted(host: ProviderHost, props: dict[str, Any]) -> None:
-    inputs, failures = host.check(props)
+def test_every_valid_input_is_accepted(plan_host: ProviderHost, props: dict[str, Any]) -> None:
+    inputs, failures = plan_host.check(props)
     assert failures == []
     assert inputs["purchaseCount"] == props["purchaseCount"] and inputs["paymentTiming"] == "Postpaid"
 
@@ -126,8 +128,10 @@ def one_bad_field(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
 
 @PROFILE
 @given(case=one_bad_field())
-def test_every_invalid_input_is_refused_naming_the_field(host: ProviderHost, case: tuple[str, dict[str, Any]]) -> None:
+def test_every_invalid_input_is_refused_naming_the_field(
+    plan_host: ProviderHost, case: tuple[str, dict[str, Any]]
+) -> None:
     field, props = case
-    _, failures = host.check(props)
+    _, failures = plan_host.check(props)
     assert [prop for prop, _ in failures] == [field], (props, failures)
     assert all(reason.strip() for _, reason in failures)

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hostdriver import ProviderHost
+import pytest
+
+from hostdriver import HostError, ProviderHost
 from qianfan_sandbox import SANDBOX_ACCESS_KEY, SandboxControl
-from tests.conftest import sandbox_config, scan_host
+from tests.support.hosts import sandbox_config, scan_host
+
+pytestmark = pytest.mark.slow  # provider hosts of its own per test
 
 MODEL = "ernie-speed-8k"
 
@@ -77,12 +81,8 @@ def test_sandbox_is_not_started_unless_asked_for(tmp_path: Path) -> None:
             }
         )
         inputs, _ = host.check({"model": MODEL, "purchaseCount": 1})
-        try:
+        with pytest.raises(HostError, match="DescribeTPMResource failed"):  # nothing listens on port 9
             host.create(inputs)
-        except Exception as err:  # nothing listens on port 9: the call fails, no sandbox answers
-            assert "DescribeTPMResource failed" in str(err)
-        else:
-            raise AssertionError("create against a closed port must fail")
     finally:
         host.close()
     assert not (project / ".sandbox").exists()
@@ -93,10 +93,7 @@ def test_unusable_database_gives_one_clear_error_naming_the_path(make_host, tmp_
     bad.write_bytes(b"this is not SQLite" * 100)
     host = make_host(**{"qianfan:sandboxPath": str(bad)})
     inputs, _ = host.check({"model": MODEL, "purchaseCount": 1})
-    try:
+    with pytest.raises(HostError) as caught:  # a corrupt sandbox database fails the first call
         host.create(inputs)
-    except Exception as err:
-        line = err.last_line  # type: ignore[attr-defined]
-        assert str(bad) in line, line
-    else:
-        raise AssertionError("a corrupt sandbox database must fail the first call")
+    line = caught.value.last_line
+    assert str(bad) in line, line

@@ -19,7 +19,7 @@ from pulumi.dynamic.dynamic import serialize_provider
 
 from hostdriver import HostError, ProviderHost
 from providers import TPMQuotaProvider
-from tests.conftest import ACCESS_KEY, SECRET_KEY, assert_no_secrets
+from tests.support.keys import ACCESS_KEY, SECRET_KEY, assert_no_secrets
 
 MODEL = "ernie-speed-8k"
 
@@ -35,6 +35,7 @@ def test_provider_blob_holds_no_keys_even_after_configure() -> None:
     assert SECRET_KEY not in repr(provider.__dict__) and ACCESS_KEY not in repr(provider.__dict__)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "fault, status",
     [
@@ -46,13 +47,13 @@ def test_provider_blob_holds_no_keys_even_after_configure() -> None:
         ("drop_after_commit", None),
     ],
 )
-def test_failures_on_every_action_leak_nothing(make_host, control, fault: str, status: int | None) -> None:
+def test_failures_on_every_action_leak_nothing(make_host, sandbox_control, fault: str, status: int | None) -> None:
     id_, outs = make_host().up({"model": MODEL, "purchaseCount": 1})
     # The next runs meet persistent faults; a short deadline keeps their failures quick (whatever
     # the machine's load, they are meant to fail, and only what they print is checked).
     host: ProviderHost = make_host(**{"qianfan:timeoutSeconds": "2", "qianfan:settleSeconds": "1"})
     for action in ("DescribeTPMResource", "ResizeTPMResource", "ReleaseTPMResource", "PurchaseTPMResource"):
-        control.add_fault(action, fault, count=50, status=status)
+        sandbox_control.add_fault(action, fault, count=50, status=status)
     errors: list[str] = []
     news, _ = host.check({"model": MODEL, "purchaseCount": 2})
     for call in (
@@ -70,6 +71,7 @@ def test_failures_on_every_action_leak_nothing(make_host, control, fault: str, s
     assert_no_secrets({"host stderr": host.stderr_text()})
 
 
+@pytest.mark.slow
 def test_wrong_secret_key_error_is_one_readable_line_without_keys(make_host, sandbox_db) -> None:
     # The embedded sandbox accepts the configured pair; a second host with a wrong secret key
     # talks to the same sandbox through the standalone server.
@@ -93,6 +95,7 @@ def test_wrong_secret_key_error_is_one_readable_line_without_keys(make_host, san
     assert_no_secrets({"error": caught.value.details})
 
 
+@pytest.mark.slow
 def test_sdk_error_text_itself_carries_the_access_key(sandbox_db) -> None:
     """Why the mapping in providers/errors.py matters: the SDK's raw message would leak."""
     from qianfan_sandbox import start_sandbox
@@ -123,9 +126,10 @@ def test_sdk_error_text_itself_carries_the_access_key(sandbox_db) -> None:
     assert ACCESS_KEY in out
 
 
-def test_sdk_logs_and_import_warnings_stay_out_of_host_output(make_host, control) -> None:
+@pytest.mark.slow
+def test_sdk_logs_and_import_warnings_stay_out_of_host_output(make_host, sandbox_control) -> None:
     host = make_host(**{"qianfan:timeoutSeconds": "2", "qianfan:settleSeconds": "1"})
-    control.add_fault("*", "error", count=100)
+    sandbox_control.add_fault("*", "error", count=100)
     with pytest.raises(HostError):
         host.up({"model": MODEL, "purchaseCount": 1})
     stderr = host.stderr_text()

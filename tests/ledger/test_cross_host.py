@@ -31,8 +31,10 @@ import pytest
 from hostdriver import HostError, ProviderHost
 from providers.ledger import State, ledger_for
 from providers.settings import load_settings
-from tests.conftest import HostFactory, sandbox_config
-from tests.figures import record
+from tests.support.figures import record
+from tests.support.hosts import HostFactory, sandbox_config
+
+pytestmark = pytest.mark.slow  # provider hosts sharing a ledger, trials, PostgreSQL
 
 SEED = int(os.environ.get("QIANFAN_TPM_SEED", "20261201"))
 MODELS = ["ernie-speed-8k", "ernie-lite-8k", "ernie-speed-128k", "ernie-tiny-8k", "ernie-char-8k", "ernie-novel-8k"]
@@ -69,8 +71,8 @@ def hosts_sharing(make_host: HostFactory, location: str, **overrides: str) -> li
     return [make_host(stack=f"stack-{n}", **config) for n in range(HOSTS)]
 
 
-def live(control, model: str) -> set[str]:
-    return {row["instanceId"] for row in control.instances(model) if row["status"] != "Stopped"}
+def live(sandbox_control, model: str) -> set[str]:
+    return {row["instanceId"] for row in sandbox_control.instances(model) if row["status"] != "Stopped"}
 
 
 def create_everywhere(hosts: list[ProviderHost], plans: list[list[tuple[str, dict[str, Any]]]]) -> list[str | str]:
@@ -88,54 +90,56 @@ def create_everywhere(hosts: list[ProviderHost], plans: list[list[tuple[str, dic
         return list(pool.map(one, jobs))
 
 
-def test_stacks_sharing_a_ledger_never_buy_twice(make_host, control, ledger_location) -> None:
+def test_stacks_sharing_a_ledger_never_buy_twice(make_host, sandbox_control, ledger_location) -> None:
     backend, location = ledger_location
     hosts = hosts_sharing(make_host, location)
     rng = random.Random(SEED + (0 if backend == "sqlite" else 1))
     stats: Counter[str] = Counter()
     started = time.monotonic()
     for trial in range(trials(backend)):
-        control.clear_requests()
-        control.set_option("latency_ms", rng.choice([0, 10, 30]))
+        sandbox_control.clear_requests()
+        sandbox_control.set_option("latency_ms", rng.choice([0, 10, 30]))
         model = MODELS[trial % len(MODELS)]
         spec = {"model": model, "purchaseCount": rng.choice([1, 2])}
-        before = {row["instanceId"] for row in control.instances(model)}
+        before = {row["instanceId"] for row in sandbox_control.instances(model)}
         plans = [[(f"t{trial}h{h}q{n}", spec) for n in range(rng.randint(6, 8))] for h in range(HOSTS)]
         for _ in range(rng.randint(2, 5)):
             kind, status = rng.choice(LOST_AFTER_COMMIT)
-            control.add_fault("PurchaseTPMResource", kind, count=rng.randint(1, 3), status=status)
+            sandbox_control.add_fault("PurchaseTPMResource", kind, count=rng.randint(1, 3), status=status)
         # At most one purchase that bought nothing: a create that met two would fail, cleanly
         # ("neither attempt bought anything"), and this test asks every create to succeed.
         if rng.random() < 0.6:
             kind, status = rng.choice(BOUGHT_NOTHING)
-            control.add_fault("PurchaseTPMResource", kind, count=1, status=status)
+            sandbox_control.add_fault("PurchaseTPMResource", kind, count=1, status=status)
         if rng.random() < 0.7:
             kind, _ = rng.choice(DESCRIBE_FAULTS)
-            control.add_fault("DescribeTPMResource", kind, count=rng.randint(1, 2))
+            sandbox_control.add_fault("DescribeTPMResource", kind, count=rng.randint(1, 2))
 
         results = create_everywhere(hosts, plans)
-        control.clear_faults()
+        sandbox_control.clear_faults()
 
         failed = [r for r in results if r.startswith("FAILED")]
         assert not failed, f"trial {trial} ({backend}): {failed}"
         assert len(set(results)) == len(results), f"trial {trial}: an instance is held by two resources"
         assert not set(results) & before, f"trial {trial}: an instance that existed before was taken"
-        bought = live(control, model) - before
+        bought = live(sandbox_control, model) - before
         unnamed = bought - set(results)
         assert not unnamed, (
             f"trial {trial}: {sorted(unnamed)} bought and held by nobody (double purchases)\n"
-            + diagnosis(control, location, model)
+            + diagnosis(sandbox_control, location, model)
         )
         assert bought == set(results)
-        purchases = control.requests("PurchaseTPMResource")
+        purchases = sandbox_control.requests("PurchaseTPMResource")
         stats["trials"] += 1
         stats["creates"] += len(results)
         stats["purchase requests"] += len(purchases)
         stats["answers lost or failed"] += sum(1 for r in purchases if r["status"] != 200)
-    holders = Counter(instance for instance, _ in query(control, location, "SELECT instance_id, stack FROM claims"))
+    holders = Counter(
+        instance for instance, _ in query(sandbox_control, location, "SELECT instance_id, stack FROM claims")
+    )
     assert all(n == 1 for n in holders.values())
     assert set(results) <= set(holders), "every instance a create returned is claimed in the ledger"
-    states = Counter(state for (state,) in query(control, location, "SELECT state FROM purchases"))
+    states = Counter(state for (state,) in query(sandbox_control, location, "SELECT state FROM purchases"))
     assert not {State.SENDING, State.UNCERTAIN, State.UNKNOWN} & {State(s) for s in states}, states
     label = f"{HOSTS} hosts x 6-8 creates of one spec, one ledger ({backend})"
     record("shared ledger", f"{label}: trials", stats["trials"])
@@ -153,17 +157,17 @@ def wait_until(condition: Callable[[], bool], seconds: float, what: str) -> None
 
 
 def test_a_host_killed_mid_purchase_blocks_the_others_only_until_its_deadline(
-    make_host, control, ledger_location
+    make_host, sandbox_control, ledger_location
 ) -> None:
     backend, location = ledger_location
     model = "ernie-speed-8k"
     spec = {"model": model, "purchaseCount": 1}
     doomed = make_host(stack="doomed", **{"qianfan:ledger": location, "qianfan:timeoutSeconds": "12"})
     doomed.check(spec)  # configured and warm; its first API call starts its sandbox
-    control.add_fault("PurchaseTPMResource", "hang_after_commit", seconds=120)
+    sandbox_control.add_fault("PurchaseTPMResource", "hang_after_commit", seconds=120)
     thread = threading.Thread(target=lambda: _swallow(lambda: doomed.up(spec, name="doomed")), daemon=True)
     thread.start()
-    wait_until(lambda: len(control.requests("PurchaseTPMResource")) == 1, 30, "the doomed purchase")
+    wait_until(lambda: len(sandbox_control.requests("PurchaseTPMResource")) == 1, 30, "the doomed purchase")
     killed_at = time.monotonic()
     os.kill(doomed.process.pid, signal.SIGKILL)
     doomed.process.wait(10)
@@ -172,13 +176,13 @@ def test_a_host_killed_mid_purchase_blocks_the_others_only_until_its_deadline(
     # deadline (12 s, plus the grace), then find both instances: its own, and the doomed one's,
     # which it names in the ledger as orphaned.
     others = hosts_sharing(make_host, location)
-    control.add_fault("PurchaseTPMResource", "error_after_commit", status=503)
+    sandbox_control.add_fault("PurchaseTPMResource", "error_after_commit", status=503)
     id_, _ = others[0].up(spec, name="survivor")
     waited = time.monotonic() - killed_at
     assert waited < 12 + 30, f"the survivor waited {waited:.1f}s for a host dead since then"
-    rows = live(control, model)
+    rows = live(sandbox_control, model)
     assert id_ in rows and len(rows) == 2
-    doomed_records = query(control, location, "SELECT state, instance_id FROM purchases WHERE stack = 'doomed'")
+    doomed_records = query(sandbox_control, location, "SELECT state, instance_id FROM purchases WHERE stack = 'doomed'")
     assert len(doomed_records) == 1
     ((state, instance_id),) = doomed_records
     # The survivor's recovery met the doomed purchase abandoned, and gave it the instance it bought.
@@ -195,24 +199,24 @@ def _swallow(call: Callable[[], Any]) -> None:
         call()
 
 
-def diagnosis(control, location: str, model: str) -> str:
+def diagnosis(sandbox_control, location: str, model: str) -> str:
     """What the ledger and the sandbox say, for a failed trial's message."""
     rows = query(
-        control,
+        sandbox_control,
         location,
         f"SELECT id, host, stack, resource, state, instance_id, server_sent, server_ended, detail FROM purchases "
         f"WHERE model = '{model}'",
     )
     lines = ["ledger purchases:", *(f"  {row}" for row in rows), "sandbox instances:"]
-    lines += [f"  {row}" for row in control.instances(model)]
+    lines += [f"  {row}" for row in sandbox_control.instances(model)]
     lines += ["sandbox purchase requests:"]
-    lines += [f"  {r['status']} {r['code']}" for r in control.requests("PurchaseTPMResource")]
+    lines += [f"  {r['status']} {r['code']}" for r in sandbox_control.requests("PurchaseTPMResource")]
     return "\n".join(lines)
 
 
-def query(control, location: str, sql: str) -> list[tuple[Any, ...]]:
+def query(sandbox_control, location: str, sql: str) -> list[tuple[Any, ...]]:
     """Rows of the shared ledger, for this account only, read as the test's own witness."""
-    settings = load_settings(sandbox_config(control.db_path, **{"qianfan:ledger": location}), {})
+    settings = load_settings(sandbox_config(sandbox_control.db_path, **{"qianfan:ledger": location}), {})
     ledger = ledger_for(settings, "test-witness")
     try:
         with ledger.backend.transaction(ledger.account) as cur:

@@ -47,7 +47,7 @@ def settings_for(location: str) -> Settings:
     )
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
 def ledgers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Factory]:
     """Make ledgers of hosts that share one database, on each backend."""
     if request.param == "sqlite":
@@ -96,6 +96,7 @@ def test_another_model_is_another_gate(ledgers: Factory) -> None:
     assert a.begin("ernie-lite-8k", 1, None, OWNER_A, seconds=30, server_sent=None, server_ended=None) is not None
 
 
+@pytest.mark.slow
 def test_a_host_that_died_blocks_nobody_past_its_deadline(ledgers: Factory) -> None:
     a, b = ledgers("host-a"), ledgers("host-b")
     begin(a, seconds=0.2)  # host A dies mid-purchase: its record stays `sending`
@@ -105,6 +106,7 @@ def test_a_host_that_died_blocks_nobody_past_its_deadline(ledgers: Factory) -> N
     assert pool is not None and len(pool) == 1 and pool[0].abandoned(b.now())
 
 
+@pytest.mark.slow
 def test_a_gate_whose_holder_died_lapses(ledgers: Factory) -> None:
     a, b = ledgers("host-a"), ledgers("host-b")
     assert a.take_gate(MODEL, 0.2) == []
@@ -113,6 +115,7 @@ def test_a_gate_whose_holder_died_lapses(ledgers: Factory) -> None:
     assert begin(b) is not None
 
 
+@pytest.mark.slow
 def test_the_gate_holds_under_a_race_of_many_hosts(ledgers: Factory) -> None:
     """Eight hosts at once begin purchases, end them, and take and leave the gate: no purchase is
     ever begun while a gate is held, and no gate is taken while a purchase is in flight."""
@@ -279,6 +282,7 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
         begin(ledger_for(settings_for(str(path)), "host-b"))
 
 
+@pytest.mark.slow
 def test_a_locked_sqlite_ledger_is_refused_within_its_bound(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import providers.ledger as ledger_module
 
@@ -298,6 +302,7 @@ def test_a_locked_sqlite_ledger_is_refused_within_its_bound(tmp_path: Path, monk
         holder.close()
 
 
+@pytest.mark.slow
 def test_a_foreign_postgresql_schema_is_refused(fresh_postgres_db: str) -> None:
     import psycopg
 
@@ -320,6 +325,7 @@ def test_an_unreachable_postgresql_is_one_line_without_its_password() -> None:
     assert text.startswith("ledger postgresql://***@127.0.0.1:9/ledger: cannot connect") and "\n" not in text
 
 
+@pytest.mark.slow
 def test_a_wrong_postgresql_password_is_refused_without_echoing_it(fresh_postgres_db: str) -> None:
     from urllib.parse import urlsplit, urlunsplit
 
@@ -330,11 +336,13 @@ def test_a_wrong_postgresql_password_is_refused_without_echoing_it(fresh_postgre
     assert "not-the-password" not in str(caught.value) and "password authentication failed" in str(caught.value)
 
 
+@pytest.mark.slow
 def test_postgresql_time_is_the_servers(fresh_postgres_db: str) -> None:
     ledger = ledger_for(settings_for(fresh_postgres_db), "host-a")
     assert abs(ledger.now() - time.time()) < 5  # the same machine here: the same clock, within the RTT
 
 
+@pytest.mark.slow
 def test_waiting_for_the_gate_is_bounded_and_wakes_when_it_opens(ledgers: Factory) -> None:
     a, b = ledgers("host-a"), ledgers("host-b")
     assert a.take_gate(MODEL, 30) == []
@@ -345,6 +353,7 @@ def test_waiting_for_the_gate_is_bounded_and_wakes_when_it_opens(ledgers: Factor
     assert b.wait_until(lambda: True if b.gate_open(MODEL) else None, Deadline(10)) is True
 
 
+@pytest.mark.slow
 def test_the_secret_url_is_redacted_from_settings(fresh_postgres_db: str) -> None:
     settings = settings_for(fresh_postgres_db)
     assert settings.ledger.url == Secret(fresh_postgres_db)

@@ -16,7 +16,9 @@ import pytest
 from psycopg import errors
 
 from hostdriver.postgres import PostgresServer, PostgresUnavailable
-from tests.figures import record
+from tests.support.figures import record
+
+pytestmark = pytest.mark.slow  # the PostgreSQL server
 
 
 def _database(url: str) -> str:
@@ -33,7 +35,7 @@ def test_unique_constraint_holds_across_connections(fresh_postgres_db: str) -> N
             with psycopg.connect(fresh_postgres_db) as second:
                 second.execute("INSERT INTO claims VALUES ('second', 'tpm-1')")
             outcome.append(None)
-        except Exception as error:  # handed to the test's thread
+        except Exception as error:  # noqa: BLE001 - handed to the test's thread, which reports it
             outcome.append(error)
 
     with psycopg.connect(fresh_postgres_db) as first:

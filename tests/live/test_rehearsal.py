@@ -15,6 +15,8 @@ import pytest
 from hostdriver import PROJECT_ROOT
 from hostdriver.process import first_line, stop
 
+pytestmark = pytest.mark.slow  # the live test as a process against a standalone sandbox
+
 LIVE_TEST = "tests/live/test_live.py"
 AK, SK = "AKrehearsal0123456789", "SKrehearsal0123456789abcdef"
 

@@ -21,8 +21,8 @@ import yaml
 from hostdriver import PROJECT_ROOT, ProviderHost, from_struct
 from hostdriver.program import engine_config, run_program
 from providers.stack_config import read_stack_config
-from tests.conftest import plan_only_host
 from tests.policies.analyzer_host import PACK_DIR, AnalyzerHost, Resource, secret
+from tests.support.hosts import plan_only_host
 
 BEIJING = timezone(timedelta(hours=8))
 CONFIG = {
@@ -48,6 +48,7 @@ def in_hours(hours: float) -> str:
     return (datetime.now(BEIJING) + timedelta(hours=hours)).strftime("%Y-%m-%d %H:%M:%S")
 
 
+@pytest.mark.slow
 def test_clean_dev_and_prod_stacks_have_no_violation(provider: ProviderHost, pack: AnalyzerHost) -> None:
     pack.configure(CONFIG)
     dev = [
@@ -115,6 +116,7 @@ class CheckRecordingHost(ProviderHost):
         return response
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
 def test_the_projects_own_stacks_pass_the_pack_at_its_defaults(stack: str, pack: AnalyzerHost, tmp_path: Path) -> None:
     """`pulumi preview --policy-pack policies` of each committed stack file, rehearsed: the program

@@ -8,23 +8,23 @@ from pathlib import Path
 import pytest
 
 from qianfan_sandbox import Sandbox, SandboxControl
-from tests.sandbox.helpers import Client
+from tests.support.sandbox_http import Client
 
 
 @pytest.fixture
-def db_path(tmp_path: Path) -> Path:
+def served_db(tmp_path: Path) -> Path:
     return tmp_path / "state" / "qianfan.db"
 
 
 @pytest.fixture
-def sandbox(db_path: Path) -> Iterator[Sandbox]:
-    with Sandbox(db_path, extra_models=["my-custom-model"]) as running:
+def sandbox(served_db: Path) -> Iterator[Sandbox]:
+    with Sandbox(served_db, extra_models=["my-custom-model"]) as running:
         yield running
 
 
 @pytest.fixture
-def control(sandbox: Sandbox, db_path: Path) -> SandboxControl:
-    return SandboxControl(db_path)
+def served_control(sandbox: Sandbox, served_db: Path) -> SandboxControl:
+    return SandboxControl(served_db)
 
 
 @pytest.fixture

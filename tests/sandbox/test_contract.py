@@ -17,7 +17,9 @@ from typing import Any
 import pytest
 
 from qianfan_sandbox import SandboxControl
-from tests.sandbox.helpers import MODEL, Client, purchase_body
+from tests.support.sandbox_http import MODEL, Client, purchase_body
+
+pytestmark = pytest.mark.slow  # a sandbox server per test
 
 SEED_PURCHASE_ANSWERS = [
     json.loads('{"requestId": "3684ca27-4880-4b9f-a3cc-0d3d20431b99", "result": {"instanceId": "tpm-Vlxxxx3F"}}'),
@@ -58,9 +60,9 @@ def spelling(example: str, hexadecimal: bool = False) -> re.Pattern[str]:
 
 
 @pytest.fixture
-def running_now(control: SandboxControl) -> SandboxControl:
-    control.set_option("creating_seconds", 0)  # the mock's instance is Running
-    return control
+def running_now(served_control: SandboxControl) -> SandboxControl:
+    served_control.set_option("creating_seconds", 0)  # the mock's instance is Running
+    return served_control
 
 
 def test_purchase_answer_has_the_documented_shape(client: Client) -> None:
@@ -74,8 +76,8 @@ def test_purchase_answer_has_the_documented_shape(client: Client) -> None:
     assert answer["result"]["instanceId"][:4] == seed_id[:4]
 
 
-def test_hex_ids_are_spelled_like_baidus(client: Client, control: SandboxControl) -> None:
-    control.set_option("id_style", "hex")
+def test_hex_ids_are_spelled_like_baidus(client: Client, served_control: SandboxControl) -> None:
+    served_control.set_option("id_style", "hex")
     instance_id = client.call("PurchaseTPMResource", purchase_body()).json()["result"]["instanceId"]
     assert len(instance_id) == len(DESCRIBE_PAGE_INSTANCE_ID)
     hex_digits = set("0123456789abcdef")

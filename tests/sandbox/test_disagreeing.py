@@ -15,14 +15,9 @@ import pytest
 import requests
 
 from qianfan_sandbox import Sandbox, SandboxControl
-from tests.sandbox.helpers import (
-    MODEL,
-    OTHER_MODEL,
-    TIMEOUT,
-    Client,
-    assert_error,
-    purchase_body,
-)
+from tests.support.sandbox_http import MODEL, OTHER_MODEL, TIMEOUT, Client, assert_error, purchase_body
+
+pytestmark = pytest.mark.slow  # a sandbox server per test, real delays
 
 #: Generous slack for timings on a busy machine.
 SLACK = 5.0
@@ -39,54 +34,54 @@ def listed(client: Client, model: str = MODEL, **filters: Any) -> list[str]:
 # -- a new instance that shows up late -----------------------------------------------------------
 
 
-def test_a_new_instance_exists_at_once_but_is_listed_late(client: Client, control: SandboxControl) -> None:
-    control.set_option("visible_after_seconds", 30)
+def test_a_new_instance_exists_at_once_but_is_listed_late(client: Client, served_control: SandboxControl) -> None:
+    served_control.set_option("visible_after_seconds", 30)
     bought_at = datetime.now(UTC).replace(microsecond=0)
     instance_id = client.purchase(count=1)
     assert listed(client) == [] and listed(client, instanceId=instance_id) == []
-    [row] = control.instances()
+    [row] = served_control.instances()
     assert row["instanceId"] == instance_id  # the control sees the truth
     # It exists: every write works on it while it is not listed.
     assert client.ok("ResizeTPMResource", {"instanceId": instance_id, "count": 3}) is True
     assert client.ok("AutoReleaseTPMResource", {"instanceId": instance_id, "releaseTime": "2035-01-01 00:00:00"})
-    control.set_option("clock_offset_seconds", 29)
+    served_control.set_option("clock_offset_seconds", 29)
     assert listed(client) == []
-    control.set_option("clock_offset_seconds", 31)
+    served_control.set_option("clock_offset_seconds", 31)
     [item] = client.describe()
     assert (item["instanceId"], item["tpm"]) == (instance_id, 30000)
     assert abs((utc(item["startTime"]) - bought_at).total_seconds()) <= SLACK  # the purchase moment
 
 
-def test_release_works_on_an_instance_not_yet_listed(client: Client, control: SandboxControl) -> None:
-    control.set_option("visible_after_seconds", 60)
+def test_release_works_on_an_instance_not_yet_listed(client: Client, served_control: SandboxControl) -> None:
+    served_control.set_option("visible_after_seconds", 60)
     instance_id = client.purchase()
     assert client.ok("ReleaseTPMResource", {"model": MODEL, "instanceId": instance_id}) is True
-    assert control.instances()[0]["status"] == "Stopped"
-    control.set_option("visible_after_seconds", 0)
+    assert served_control.instances()[0]["status"] == "Stopped"
+    served_control.set_option("visible_after_seconds", 0)
     assert client.describe()[0]["status"] == "Stopped"
 
 
-def test_late_instances_are_unknown_to_describe_by_id(client: Client, control: SandboxControl) -> None:
+def test_late_instances_are_unknown_to_describe_by_id(client: Client, served_control: SandboxControl) -> None:
     old = client.purchase()
-    control.set_option("visible_after_seconds", 60)
-    control.set_option("unknown_instance", "error")
-    control.set_option("clock_offset_seconds", 61)  # `old` is old enough now
+    served_control.set_option("visible_after_seconds", 60)
+    served_control.set_option("unknown_instance", "error")
+    served_control.set_option("clock_offset_seconds", 61)  # `old` is old enough now
     new = client.purchase()
     assert listed(client) == [old]
     assert_error(client.call("DescribeTPMResource", {"model": MODEL, "instanceId": new}), 404, "ResourceNotFound")
 
 
 @pytest.mark.parametrize("value", [-1, float("inf"), "30", True])
-def test_visible_after_values_are_checked(control: SandboxControl, value: Any) -> None:
+def test_visible_after_values_are_checked(served_control: SandboxControl, value: Any) -> None:
     with pytest.raises(ValueError, match="visible_after_seconds"):
-        control.set_option("visible_after_seconds", value)
+        served_control.set_option("visible_after_seconds", value)
 
 
 # -- writes answered false, or true and not applied ---------------------------------------------
 
 
-def test_false_result_answers_false_and_changes_nothing(client: Client, control: SandboxControl) -> None:
-    control.set_option("creating_seconds", 0)
+def test_false_result_answers_false_and_changes_nothing(client: Client, served_control: SandboxControl) -> None:
+    served_control.set_option("creating_seconds", 0)
     instance_id = client.purchase(count=2)
     calls = {
         "ResizeTPMResource": {"instanceId": instance_id, "count": 7},
@@ -94,38 +89,40 @@ def test_false_result_answers_false_and_changes_nothing(client: Client, control:
         "ReleaseTPMResource": {"model": MODEL, "instanceId": instance_id},
     }
     for action, body in calls.items():
-        control.add_fault(action, "false_result")
+        served_control.add_fault(action, "false_result")
         response = client.call(action, body)
         assert response.status_code == 200
         payload = response.json()
         assert payload == {"requestId": response.headers["X-Bce-Request-Id"], "result": False}
-    [row] = control.instances()
+    [row] = served_control.instances()
     assert (row["count"], row["releaseTime"], row["status"], row["released"]) == (2, None, "Running", False)
-    assert [r["status"] for r in control.requests()][-3:] == [200, 200, 200]
+    assert [r["status"] for r in served_control.requests()][-3:] == [200, 200, 200]
     for action, body in calls.items():  # used up: the next calls apply
         assert client.ok(action, body) is True
-    assert control.instances()[0]["status"] == "Stopped"
+    assert served_control.instances()[0]["status"] == "Stopped"
 
 
-def test_false_result_still_validates_the_request(client: Client, control: SandboxControl) -> None:
-    control.add_fault("ResizeTPMResource", "false_result")
+def test_false_result_still_validates_the_request(client: Client, served_control: SandboxControl) -> None:
+    served_control.add_fault("ResizeTPMResource", "false_result")
     assert_error(client.call("ResizeTPMResource", {"instanceId": "tpm-nothere", "count": 2}), 404, "ResourceNotFound")
 
 
 @pytest.mark.parametrize("action", ["*", "PurchaseTPMResource", "DescribeTPMResource"])
-def test_false_result_is_for_the_three_writes_that_answer_true(control: SandboxControl, action: str) -> None:
+def test_false_result_is_for_the_three_writes_that_answer_true(served_control: SandboxControl, action: str) -> None:
     with pytest.raises(ValueError, match="ResizeTPMResource, AutoReleaseTPMResource, ReleaseTPMResource"):
-        control.add_fault(action, "false_result")
+        served_control.add_fault(action, "false_result")
 
 
-def test_a_release_answered_true_but_not_applied_leaves_it_running(client: Client, control: SandboxControl) -> None:
-    control.set_option("creating_seconds", 0)
+def test_a_release_answered_true_but_not_applied_leaves_it_running(
+    client: Client, served_control: SandboxControl
+) -> None:
+    served_control.set_option("creating_seconds", 0)
     instance_id = client.purchase()
-    control.add_fault("ReleaseTPMResource", "not_applied")
+    served_control.add_fault("ReleaseTPMResource", "not_applied")
     assert client.ok("ReleaseTPMResource", {"model": MODEL, "instanceId": instance_id}) is True
     [item] = client.describe()
     assert (item["instanceId"], item["status"], item["expiredTime"]) == (instance_id, "Running", "-")
-    assert control.instances()[0]["released"] is False
+    assert served_control.instances()[0]["released"] is False
     assert client.ok("ReleaseTPMResource", {"model": MODEL, "instanceId": instance_id}) is True
     assert client.describe()[0]["status"] == "Stopped"
 
@@ -139,25 +136,25 @@ def post(client: Client, action: str, body: Any, timeout: float) -> requests.Res
     )
 
 
-def test_hang_after_commit_holds_then_drops_with_no_answer(client: Client, control: SandboxControl) -> None:
-    control.add_fault("PurchaseTPMResource", "hang_after_commit", seconds=1.5)
+def test_hang_after_commit_holds_then_drops_with_no_answer(client: Client, served_control: SandboxControl) -> None:
+    served_control.add_fault("PurchaseTPMResource", "hang_after_commit", seconds=1.5)
     started = time.monotonic()
     with pytest.raises(requests.ConnectionError):
         post(client, "PurchaseTPMResource", purchase_body(purchaseCount=3), timeout=1.5 + 30)
     waited = time.monotonic() - started
     assert 1.4 <= waited < 1.5 + 20, waited
-    [row] = control.instances()  # committed before the hang
+    [row] = served_control.instances()  # committed before the hang
     assert row["count"] == 3
-    assert [(r["status"], r["code"]) for r in control.requests()] == [(0, None)]
+    assert [(r["status"], r["code"]) for r in served_control.requests()] == [(0, None)]
     client.purchase()  # used up
-    assert len(control.instances()) == 2
+    assert len(served_control.instances()) == 2
 
 
-def test_a_client_that_gives_up_first_sees_no_answer_and_frees_the_thread(db_path: Path) -> None:
+def test_a_client_that_gives_up_first_sees_no_answer_and_frees_the_thread(served_db: Path) -> None:
     # One connection at a time: the next request is served only once the hang has let go.
-    with Sandbox(db_path, max_connections=1) as sandbox:
-        control, client = SandboxControl(db_path), Client(sandbox.url)
-        control.add_fault("ResizeTPMResource", "hang_after_commit")  # the default: 30 s
+    with Sandbox(served_db, max_connections=1) as sandbox:
+        served_control, client = SandboxControl(served_db), Client(sandbox.url)
+        served_control.add_fault("ResizeTPMResource", "hang_after_commit")  # the default: 30 s
         instance_id = client.purchase(count=1)
         deadline = time.monotonic() + 20
         with pytest.raises(requests.ReadTimeout):
@@ -166,19 +163,19 @@ def test_a_client_that_gives_up_first_sees_no_answer_and_frees_the_thread(db_pat
                 assert time.monotonic() < deadline
                 time.sleep(0.05)
         started = time.monotonic()
-        assert control.instances()[0]["count"] == 5  # committed
+        assert served_control.instances()[0]["count"] == 5  # committed
         deadline = time.monotonic() + 20
         while client.call("DescribeTPMResource", {"model": MODEL}).status_code == 503:
             assert time.monotonic() < deadline, "the hanging connection was never let go"
             time.sleep(0.1)
         assert time.monotonic() - started < 25  # well before the 30 s the fault holds
-        assert [r["status"] for r in control.requests("ResizeTPMResource")] == [0]
+        assert [r["status"] for r in served_control.requests("ResizeTPMResource")] == [0]
 
 
-def test_a_hang_ends_when_the_sandbox_stops(db_path: Path) -> None:
-    sandbox = Sandbox(db_path).start()
-    control, client = SandboxControl(db_path), Client(sandbox.url)
-    control.add_fault("PurchaseTPMResource", "hang_after_commit", seconds=600)
+def test_a_hang_ends_when_the_sandbox_stops(served_db: Path) -> None:
+    sandbox = Sandbox(served_db).start()
+    served_control, client = SandboxControl(served_db), Client(sandbox.url)
+    served_control.add_fault("PurchaseTPMResource", "hang_after_commit", seconds=600)
     sock = socket.create_connection(("127.0.0.1", sandbox.port), timeout=TIMEOUT)
     body = b'{"model": "ernie-speed-8k", "billing": {"paymentTiming": "Postpaid"}, "purchaseCount": 1}'
     headers = client.headers("PurchaseTPMResource")
@@ -186,7 +183,7 @@ def test_a_hang_ends_when_the_sandbox_stops(db_path: Path) -> None:
     request = f"POST /v2/charge?Action=PurchaseTPMResource HTTP/1.1\r\n{head}Content-Length: {len(body)}\r\n\r\n"
     sock.sendall(request.encode() + body)
     deadline = time.monotonic() + 20
-    while not control.instances():
+    while not served_control.instances():
         assert time.monotonic() < deadline
         time.sleep(0.05)
     closed = threading.Event()
@@ -223,16 +220,16 @@ def test_a_hang_ends_when_the_sandbox_stops(db_path: Path) -> None:
     ],
 )
 def test_hang_arguments_are_checked(
-    client: Client, control: SandboxControl, action: str, kind: str, seconds: Any, words: str
+    client: Client, served_control: SandboxControl, action: str, kind: str, seconds: Any, words: str
 ) -> None:
     with pytest.raises(ValueError, match=words):
-        control.add_fault(action, kind, seconds=seconds)
+        served_control.add_fault(action, kind, seconds=seconds)
     client.purchase()  # nothing was queued
-    assert control.requests()[-1]["status"] == 200
+    assert served_control.requests()[-1]["status"] == 200
 
 
-def test_hang_after_commit_for_every_write(client: Client, control: SandboxControl) -> None:
-    control.set_option("creating_seconds", 0)
+def test_hang_after_commit_for_every_write(client: Client, served_control: SandboxControl) -> None:
+    served_control.set_option("creating_seconds", 0)
     instance_id = client.purchase(count=1)
     calls = [
         ("ResizeTPMResource", {"instanceId": instance_id, "count": 4}),
@@ -240,21 +237,21 @@ def test_hang_after_commit_for_every_write(client: Client, control: SandboxContr
         ("ReleaseTPMResource", {"model": MODEL, "instanceId": instance_id}),
     ]
     for action, body in calls:
-        control.add_fault(action, "hang_after_commit", seconds=0.2)
+        served_control.add_fault(action, "hang_after_commit", seconds=0.2)
         with pytest.raises(requests.ConnectionError):
             post(client, action, body, timeout=30)
-    [row] = control.instances()
+    [row] = served_control.instances()
     assert (row["count"], row["releaseTime"], row["status"]) == (4, "2035-01-01T00:00:00+08:00", "Stopped")
 
 
 # -- retired model ids ---------------------------------------------------------------------------
 
 
-def test_retired_models_are_refused_as_unknown_ones(client: Client, control: SandboxControl) -> None:
+def test_retired_models_are_refused_as_unknown_ones(client: Client, served_control: SandboxControl) -> None:
     retired = "ernie-4.0-8k"
     kept = client.purchase(model=retired, count=2)
-    control.set_option("retired_models", f" {retired}, ernie-3.5-8k ,")
-    assert control.get_option("retired_models") == (retired, "ernie-3.5-8k")
+    served_control.set_option("retired_models", f" {retired}, ernie-3.5-8k ,")
+    assert served_control.get_option("retired_models") == (retired, "ernie-3.5-8k")
     unknown = assert_error(client.call("DescribeTPMResource", {"model": "ernie-9000"}), 400, "InvalidParameter")
     for action, body in [
         ("DescribeTPMResource", {"model": retired}),
@@ -266,30 +263,30 @@ def test_retired_models_are_refused_as_unknown_ones(client: Client, control: San
     # Other models are untouched, and so is the instance itself: Resize names no model.
     assert listed(client, OTHER_MODEL) == []
     assert client.ok("ResizeTPMResource", {"instanceId": kept, "count": 3}) is True
-    control.set_option("retired_models", [])
+    served_control.set_option("retired_models", [])
     assert client.describe(retired)[0]["tpm"] == 30000
 
 
-def test_retired_models_as_a_list(client: Client, control: SandboxControl) -> None:
-    control.set_option("retired_models", ["my-custom-model"])
+def test_retired_models_as_a_list(client: Client, served_control: SandboxControl) -> None:
+    served_control.set_option("retired_models", ["my-custom-model"])
     assert_error(client.call("PurchaseTPMResource", purchase_body(model="my-custom-model")), 400, "InvalidParameter")
     client.purchase()
 
 
 @pytest.mark.parametrize("value", [5, ["a,b"], [""], ["x" * 200], ["a\nb"], [1], None])
-def test_retired_models_values_are_checked(control: SandboxControl, value: Any) -> None:
+def test_retired_models_values_are_checked(served_control: SandboxControl, value: Any) -> None:
     with pytest.raises(ValueError, match="retired_models"):
-        control.set_option("retired_models", value)
-    assert control.get_option("retired_models") == ()
+        served_control.set_option("retired_models", value)
+    assert served_control.get_option("retired_models") == ()
 
 
 # -- instances bought in Baidu's console ---------------------------------------------------------
 
 
-def test_add_instance_is_a_console_purchase(client: Client, control: SandboxControl) -> None:
+def test_add_instance_is_a_console_purchase(client: Client, served_control: SandboxControl) -> None:
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3)
-    instance_id = control.add_instance(MODEL, 4, start_time=start)
-    assert control.requests() == []  # no request was made
+    instance_id = served_control.add_instance(MODEL, 4, start_time=start)
+    assert served_control.requests() == []  # no request was made
     [item] = client.describe()
     assert (item["instanceId"], item["tpm"], item["status"], item["expiredTime"]) == (
         instance_id,
@@ -302,17 +299,17 @@ def test_add_instance_is_a_console_purchase(client: Client, control: SandboxCont
     assert client.describe()[0]["tpm"] == 50000
 
 
-def test_add_instance_spellings_statuses_and_release(client: Client, control: SandboxControl) -> None:
-    control.set_option("id_style", "hex")
-    scheduled = control.add_instance(
+def test_add_instance_spellings_statuses_and_release(client: Client, served_control: SandboxControl) -> None:
+    served_control.set_option("id_style", "hex")
+    scheduled = served_control.add_instance(
         OTHER_MODEL, 1, start_time="2024-02-26T10:00:00Z", release_time="2035-01-01 00:00:00"
     )
-    stopped = control.add_instance(OTHER_MODEL, 2, start_time="2024-02-26 18:00:00", status="Stopped")
-    expired = control.add_instance(
+    stopped = served_control.add_instance(OTHER_MODEL, 2, start_time="2024-02-26 18:00:00", status="Stopped")
+    expired = served_control.add_instance(
         OTHER_MODEL, 1, start_time="2024-02-26T10:00:00Z", release_time="2024-03-01T00:00:00Z", status="Stopped"
     )
-    creating = control.add_instance(OTHER_MODEL, 1, status="Creating")
-    stopped_early = control.add_instance(OTHER_MODEL, 1, release_time="2035-01-01 00:00:00", status="Stopped")
+    creating = served_control.add_instance(OTHER_MODEL, 1, status="Creating")
+    stopped_early = served_control.add_instance(OTHER_MODEL, 1, release_time="2035-01-01 00:00:00", status="Stopped")
     items = {item["instanceId"]: item for item in client.describe(OTHER_MODEL)}
     assert list(items) == [scheduled, stopped, expired, creating, stopped_early]
     assert len(scheduled) == 24
@@ -325,16 +322,16 @@ def test_add_instance_spellings_statuses_and_release(client: Client, control: Sa
     assert items[creating]["status"] == "Creating"
     assert items[stopped_early]["status"] == "Stopped"  # stopped now, before its scheduled release
     assert utc(items[stopped_early]["expiredTime"]) <= datetime.now(UTC)
-    assert [row["released"] for row in control.instances()] == [False] * 5
+    assert [row["released"] for row in served_control.instances()] == [False] * 5
 
 
-def test_add_instance_respects_the_sandbox_clock(client: Client, control: SandboxControl) -> None:
-    control.set_option("clock_offset_seconds", 86400)
+def test_add_instance_respects_the_sandbox_clock(client: Client, served_control: SandboxControl) -> None:
+    served_control.set_option("clock_offset_seconds", 86400)
     tomorrow = datetime.now(UTC) + timedelta(hours=23)
-    instance_id = control.add_instance(MODEL, 1, start_time=tomorrow)  # not in the future on the sandbox clock
+    instance_id = served_control.add_instance(MODEL, 1, start_time=tomorrow)  # not in the future on the sandbox clock
     assert listed(client) == [instance_id]
     with pytest.raises(ValueError, match="start_time .* is in the future"):
-        control.add_instance(MODEL, 1, start_time=tomorrow + timedelta(hours=2))
+        served_control.add_instance(MODEL, 1, start_time=tomorrow + timedelta(hours=2))
 
 
 @pytest.mark.parametrize(
@@ -358,9 +355,11 @@ def test_add_instance_respects_the_sandbox_clock(client: Client, control: Sandbo
         ({"release_time": "2024-03-01T00:00:00Z"}, "not after start_time"),
     ],
 )
-def test_add_instance_arguments_are_checked(control: SandboxControl, arguments: dict[str, Any], words: str) -> None:
+def test_add_instance_arguments_are_checked(
+    served_control: SandboxControl, arguments: dict[str, Any], words: str
+) -> None:
     call: dict[str, Any] = {"model": MODEL, "count": 1, **arguments}
     model, count = call.pop("model"), call.pop("count")
     with pytest.raises(ValueError, match=words):
-        control.add_instance(model, count, **call)
-    assert control.instances() == []
+        served_control.add_instance(model, count, **call)
+    assert served_control.instances() == []

@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from qianfan_sandbox import Sandbox, SandboxControl
-from tests.sandbox.helpers import (
+from tests.support.sandbox_http import (
     MODEL,
     TIMEOUT,
     Client,
@@ -31,13 +31,15 @@ from tests.sandbox.helpers import (
     read_until_closed,
 )
 
+pytestmark = pytest.mark.slow  # a sandbox server per test, real timeouts
+
 #: The request timeout of the sandbox under attack, short so the tests are quick.
 REQUEST_TIMEOUT = 0.5
 
 
 @pytest.fixture
-def sandbox(db_path: Path, capfd: pytest.CaptureFixture[str]) -> Iterator[Sandbox]:
-    with Sandbox(db_path, request_timeout_seconds=REQUEST_TIMEOUT) as running:
+def sandbox(served_db: Path, capfd: pytest.CaptureFixture[str]) -> Iterator[Sandbox]:
+    with Sandbox(served_db, request_timeout_seconds=REQUEST_TIMEOUT) as running:
         yield running
         # Still serving, and nothing was printed: no traceback, no access log.
         assert Client(running.url).call("DescribeTPMResource", {"model": MODEL}).status_code == 200
@@ -71,19 +73,21 @@ def expect_answer(data: bytes, status: int, code: str) -> dict[str, object]:
         b'{"purchaseCount": ' + b"9" * 6000 + b"}",
     ],
 )
-def test_pathological_json_is_answered_and_journaled(client: Client, control: SandboxControl, raw: bytes) -> None:
+def test_pathological_json_is_answered_and_journaled(
+    client: Client, served_control: SandboxControl, raw: bytes
+) -> None:
     response = client.call("PurchaseTPMResource", None, raw=raw)
     assert response.status_code == 400
     assert response.json()["code"] in ("MalformedJSON", "InappropriateJSON", "InvalidParameter")
-    [row] = control.requests()
+    [row] = served_control.requests()
     assert (row["status"], row["code"]) == (400, response.json()["code"])  # never left "in flight"
-    assert control.instances() == []
+    assert served_control.instances() == []
 
 
-def test_lone_surrogate_in_an_instance_id(client: Client, control: SandboxControl) -> None:
+def test_lone_surrogate_in_an_instance_id(client: Client, served_control: SandboxControl) -> None:
     raw = b'{"model": "ernie-speed-8k", "instanceId": "tpm-\\ud800"}'
     assert_error(client.call("ReleaseTPMResource", None, raw=raw), 400, "MalformedJSON")
-    assert [r["status"] for r in control.requests()] == [400]
+    assert [r["status"] for r in served_control.requests()] == [400]
 
 
 def test_huge_and_odd_strings_are_refused_briefly(client: Client) -> None:
@@ -129,10 +133,10 @@ def test_huge_and_odd_strings_are_refused_briefly(client: Client) -> None:
     ],
 )
 def test_malformed_requests_get_baidu_shaped_answers(
-    sandbox: Sandbox, control: SandboxControl, request_bytes: bytes, status: int, code: str
+    sandbox: Sandbox, served_control: SandboxControl, request_bytes: bytes, status: int, code: str
 ) -> None:
     expect_answer(raw_exchange(sandbox.port, request_bytes), status, code)
-    assert control.requests() == []
+    assert served_control.requests() == []
 
 
 def test_oversized_url_header_and_head(sandbox: Sandbox) -> None:
@@ -160,7 +164,7 @@ def test_oversized_url_through_http_client(sandbox: Sandbox) -> None:
 # -- bodies too large, too short, too slow ------------------------------------------------------
 
 
-def test_fifty_megabytes_get_a_readable_413(client: Client, control: SandboxControl) -> None:
+def test_fifty_megabytes_get_a_readable_413(client: Client, served_control: SandboxControl) -> None:
     body = b"x" * (50 * 1024 * 1024)
     assert_error(client.call("PurchaseTPMResource", None, raw=body), 413, "RequestEntityTooLarge")
     response = requests.post(f"{client.url}/v2/charge?Action=PurchaseTPMResource", data=body, timeout=TIMEOUT)
@@ -173,10 +177,10 @@ def test_fifty_megabytes_get_a_readable_413(client: Client, control: SandboxCont
         check_error_payload(answer.status, answer.headers, json.loads(answer.read()), 413, "RequestEntityTooLarge")
     finally:
         conn.close()
-    assert control.requests() == []
+    assert served_control.requests() == []
 
 
-def test_unauthenticated_bodies_are_not_read_or_stored(client: Client, control: SandboxControl) -> None:
+def test_unauthenticated_bodies_are_not_read_or_stored(client: Client, served_control: SandboxControl) -> None:
     secret_looking = json.dumps({"model": MODEL, "note": "planted text " * 1000}).encode()
     headers = client.headers("PurchaseTPMResource")
     headers["authorization"] = headers["authorization"][:-1] + ("0" if headers["authorization"][-1] != "0" else "1")
@@ -185,7 +189,7 @@ def test_unauthenticated_bodies_are_not_read_or_stored(client: Client, control: 
     )
     del headers["authorization"]
     assert_error(client.call("PurchaseTPMResource", None, raw=secret_looking, headers=headers), 403, "AccessDenied")
-    assert control.requests() == []
+    assert served_control.requests() == []
 
 
 def test_idle_connection_gets_408_and_is_closed(sandbox: Sandbox) -> None:
@@ -196,12 +200,12 @@ def test_idle_connection_gets_408_and_is_closed(sandbox: Sandbox) -> None:
     expect_answer(data, 408, "RequestTimeout")
 
 
-def test_short_body_gets_408(client: Client, sandbox: Sandbox, control: SandboxControl) -> None:
+def test_short_body_gets_408(client: Client, sandbox: Sandbox, served_control: SandboxControl) -> None:
     with socket.create_connection(("127.0.0.1", sandbox.port), timeout=TIMEOUT) as sock:
         sock.sendall(signed_head(client, "DescribeTPMResource", 100) + b'{"model"')
         data = read_until_closed(sock, TIMEOUT)
     expect_answer(data, 408, "RequestTimeout")
-    assert control.requests() == []
+    assert served_control.requests() == []
 
 
 def test_body_cut_short_by_a_half_close_gets_400(client: Client, sandbox: Sandbox) -> None:
@@ -273,8 +277,8 @@ def test_http_1_0_and_absolute_form(client: Client, sandbox: Sandbox) -> None:
     assert parse_raw_answer(raw_exchange(sandbox.port, absolute + body))[0] == 200
 
 
-def test_connection_cap_answers_503(db_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
-    with Sandbox(db_path, request_timeout_seconds=1.0, max_connections=2) as sandbox:
+def test_connection_cap_answers_503(served_db: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    with Sandbox(served_db, request_timeout_seconds=1.0, max_connections=2) as sandbox:
         idle = [socket.create_connection(("127.0.0.1", sandbox.port), timeout=TIMEOUT) for _ in range(2)]
         try:
             time.sleep(0.1)

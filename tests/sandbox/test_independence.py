@@ -8,8 +8,11 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 import qianfan_sandbox
-from tests.sandbox.helpers import PROJECT_ROOT, child_env
+from hostdriver import PROJECT_ROOT
+from tests.support.standalone import child_env
 
 PACKAGE_DIR = Path(qianfan_sandbox.__file__).parent
 FORBIDDEN = "providers"
@@ -36,6 +39,7 @@ def test_no_source_file_imports_providers() -> None:
                 assert name.split(".")[0] != FORBIDDEN, f"{source.name} imports {name}"
 
 
+@pytest.mark.slow
 def test_the_package_works_with_providers_unimportable(tmp_path: Path) -> None:
     script = textwrap.dedent(
         f"""
@@ -66,6 +70,7 @@ def test_the_package_works_with_providers_unimportable(tmp_path: Path) -> None:
     assert done.stdout.strip() == "independent"
 
 
+@pytest.mark.slow
 def test_the_standalone_entry_point_works_with_providers_unimportable(tmp_path: Path) -> None:
     script = textwrap.dedent(
         f"""

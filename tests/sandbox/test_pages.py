@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 
 from qianfan_sandbox import SandboxControl
-from tests.sandbox.helpers import MODEL, OTHER_MODEL, Client, assert_error
+from tests.support.sandbox_http import MODEL, OTHER_MODEL, Client, assert_error
+
+pytestmark = pytest.mark.slow  # a sandbox server per test
 
 PAGE_KEYS = ["marker", "isTruncated", "nextMarker", "maxKeys", "instances"]
 LAST_PAGE_KEYS = ["marker", "isTruncated", "maxKeys", "instances"]
@@ -42,17 +44,17 @@ def read_all(client: Client, model: str = MODEL, limit: int = 50) -> list[dict[s
 
 
 @pytest.fixture
-def paged(control: SandboxControl) -> SandboxControl:
-    control.set_option("page_size", 2)
-    return control
+def paged(served_control: SandboxControl) -> SandboxControl:
+    served_control.set_option("page_size", 2)
+    return served_control
 
 
 # -- pagination -------------------------------------------------------------------------------
 
 
-def test_no_pagination_by_default_and_a_marker_is_then_ignored(client: Client, control: SandboxControl) -> None:
+def test_no_pagination_by_default_and_a_marker_is_then_ignored(client: Client, served_control: SandboxControl) -> None:
     bought = buy(client, 3)
-    assert control.get_option("page_size") == 0
+    assert served_control.get_option("page_size") == 0
     for marker in (None, "", "anything at all"):
         result = describe_page(client, marker)
         assert list(result) == ["instances"]
@@ -138,10 +140,10 @@ def test_bad_markers_are_invalid_parameter_naming_marker(client: Client, paged: 
 
 
 @pytest.mark.parametrize("value", [-1, 1001, pytest.param(10**5000, id="5000-digits"), 2.0, True, "2", None])
-def test_page_size_values_are_checked(control: SandboxControl, value: Any) -> None:
+def test_page_size_values_are_checked(served_control: SandboxControl, value: Any) -> None:
     with pytest.raises(ValueError, match="page_size"):
-        control.set_option("page_size", value)
-    assert control.get_option("page_size") == 0
+        served_control.set_option("page_size", value)
+    assert served_control.get_option("page_size") == 0
 
 
 # -- reorder ----------------------------------------------------------------------------------
@@ -153,13 +155,13 @@ def overlap_and_gap(pages: list[dict[str, Any]], bought: list[str]) -> tuple[set
     return {i for i, n in seen.items() if n > 1}, set(bought) - set(seen)
 
 
-def three_pages(client: Client, control: SandboxControl, faulted: int) -> list[dict[str, Any]]:
+def three_pages(client: Client, served_control: SandboxControl, faulted: int) -> list[dict[str, Any]]:
     """The first three pages, the one at index `faulted` asked for under a `reorder` fault."""
     pages: list[dict[str, Any]] = []
     marker = None
     for index in range(3):
         if index == faulted:
-            control.add_fault("DescribeTPMResource", "reorder")
+            served_control.add_fault("DescribeTPMResource", "reorder")
         pages.append(describe_page(client, marker))
         marker = pages[-1].get("nextMarker")
     return pages
@@ -178,9 +180,9 @@ def test_reorder_makes_pages_overlap_and_skip(client: Client, paged: SandboxCont
     assert [i for page in read_all(client) for i in ids(page)] == bought  # every unit used: creation order
 
 
-def test_reorder_of_an_unpaged_listing_changes_its_order_only(client: Client, control: SandboxControl) -> None:
+def test_reorder_of_an_unpaged_listing_changes_its_order_only(client: Client, served_control: SandboxControl) -> None:
     bought = buy(client, 3)
-    control.add_fault("DescribeTPMResource", "reorder", count=5)
+    served_control.add_fault("DescribeTPMResource", "reorder", count=5)
     for _ in range(5):
         shuffled = [item["instanceId"] for item in client.describe()]
         assert sorted(shuffled) == sorted(bought) and shuffled != bought
@@ -200,9 +202,9 @@ def test_reorder_counts_units_per_request(client: Client, paged: SandboxControl)
 # -- duplicate and empty ----------------------------------------------------------------------
 
 
-def test_duplicate_lists_the_first_item_again_at_the_end(client: Client, control: SandboxControl) -> None:
+def test_duplicate_lists_the_first_item_again_at_the_end(client: Client, served_control: SandboxControl) -> None:
     bought = buy(client, 3)
-    control.add_fault("DescribeTPMResource", "duplicate")
+    served_control.add_fault("DescribeTPMResource", "duplicate")
     items = client.describe()
     assert [item["instanceId"] for item in items] == [*bought, bought[0]]
     assert items[-1] == items[0]
@@ -219,10 +221,10 @@ def test_duplicate_in_a_page_makes_it_one_item_longer(client: Client, paged: San
     assert ids(describe_page(client)) == [bought[0], bought[1], bought[0]]
 
 
-def test_duplicate_of_an_empty_listing_is_empty(client: Client, control: SandboxControl) -> None:
-    control.add_fault("DescribeTPMResource", "duplicate")
+def test_duplicate_of_an_empty_listing_is_empty(client: Client, served_control: SandboxControl) -> None:
+    served_control.add_fault("DescribeTPMResource", "duplicate")
     assert client.describe() == []
-    assert control.requests()[-1]["status"] == 200
+    assert served_control.requests()[-1]["status"] == 200
 
 
 def test_empty_on_a_paged_listing_is_an_empty_last_page(client: Client, paged: SandboxControl) -> None:
@@ -236,6 +238,6 @@ def test_empty_on_a_paged_listing_is_an_empty_last_page(client: Client, paged: S
 
 @pytest.mark.parametrize("kind", ["reorder", "duplicate", "empty"])
 @pytest.mark.parametrize("action", ["*", "PurchaseTPMResource", "ResizeTPMResource", "ReleaseTPMResource"])
-def test_listing_faults_are_for_describe_only(control: SandboxControl, kind: str, action: str) -> None:
+def test_listing_faults_are_for_describe_only(served_control: SandboxControl, kind: str, action: str) -> None:
     with pytest.raises(ValueError, match="for DescribeTPMResource only"):
-        control.add_fault(action, kind)
+        served_control.add_fault(action, kind)

@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from qianfan_sandbox import SANDBOX_ACCESS_KEY, SANDBOX_SECRET_KEY, Sandbox, SandboxControl, start_sandbox
-from tests.sandbox.helpers import (
+from tests.support.sandbox_http import (
     MODEL,
     OTHER_MODEL,
     TIMEOUT,
@@ -26,6 +26,8 @@ from tests.sandbox.helpers import (
     purchase_body,
     raw_exchange,
 )
+
+pytestmark = pytest.mark.slow  # a sandbox server per test
 
 UTC_Z = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
 BEIJING_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\+08:00")
@@ -47,7 +49,7 @@ def utc(text: str) -> datetime:
 # -- success shapes ---------------------------------------------------------------------------
 
 
-def test_purchase_answers_an_instance_id_and_request_id(client: Client, control: SandboxControl) -> None:
+def test_purchase_answers_an_instance_id_and_request_id(client: Client, served_control: SandboxControl) -> None:
     response = client.call("PurchaseTPMResource", purchase_body(purchaseCount=2))
     assert response.status_code == 200
     payload = response.json()
@@ -55,7 +57,7 @@ def test_purchase_answers_an_instance_id_and_request_id(client: Client, control:
     assert response.headers["X-Bce-Request-Id"] == payload["requestId"]
     assert re.fullmatch(r"tpm-[A-Za-z0-9]{8}", payload["result"]["instanceId"])
     assert "X-Bce-Error-Code" not in response.headers
-    [row] = control.instances()
+    [row] = served_control.instances()
     assert row["instanceId"] == payload["result"]["instanceId"]
     assert (row["model"], row["count"], row["paymentTiming"]) == (MODEL, 2, "Postpaid")
 
@@ -78,9 +80,9 @@ def test_expired_time_is_a_dash_when_nothing_is_scheduled(client: Client) -> Non
     assert client.describe()[0]["expiredTime"] == "-"
 
 
-def test_rich_shape_adds_model_count_and_release_time(client: Client, control: SandboxControl) -> None:
+def test_rich_shape_adds_model_count_and_release_time(client: Client, served_control: SandboxControl) -> None:
     client.purchase(count=2, release_time="2030-01-25T04:30:30Z")
-    control.set_option("describe_shape", "rich")
+    served_control.set_option("describe_shape", "rich")
     [item] = client.describe()
     assert set(item) == DOCUMENTED_FIELDS | {"model", "count", "releaseTime"}
     assert (item["model"], item["count"], item["releaseTime"]) == (MODEL, 2, "2030-01-25T12:30:30+08:00")
@@ -100,12 +102,12 @@ def test_describe_filters_by_model_and_instance(client: Client) -> None:
     assert [i["instanceId"] for i in client.describe(paymentTiming="Postpaid")] == [mine]
 
 
-def test_hex_id_style(client: Client, control: SandboxControl) -> None:
-    control.set_option("id_style", "hex")
+def test_hex_id_style(client: Client, served_control: SandboxControl) -> None:
+    served_control.set_option("id_style", "hex")
     instance_id = client.purchase()
     assert re.fullmatch(r"[0-9a-f]{24}", instance_id)
     assert client.describe()[0]["instanceId"] == instance_id
-    control.set_option("id_style", "tpm")
+    served_control.set_option("id_style", "tpm")
     assert client.purchase().startswith("tpm-")
 
 
@@ -117,12 +119,12 @@ def test_extra_models_are_accepted(client: Client) -> None:
 # -- authentication ---------------------------------------------------------------------------
 
 
-def test_missing_authorization_is_access_denied_before_the_body(client: Client, control: SandboxControl) -> None:
+def test_missing_authorization_is_access_denied_before_the_body(client: Client, served_control: SandboxControl) -> None:
     headers = client.headers("PurchaseTPMResource")
     del headers["authorization"]
     response = client.call("PurchaseTPMResource", None, raw=b"{not json", headers=headers)
     assert_error(response, 403, "AccessDenied")
-    assert control.requests() == []
+    assert served_control.requests() == []
 
 
 @pytest.mark.parametrize(
@@ -154,15 +156,15 @@ def test_unknown_access_key(sandbox: Sandbox) -> None:
     assert payload["message"] == "NotFound, cause: Could not find credential."
 
 
-def test_wrong_secret_key_is_signature_mismatch_400(sandbox: Sandbox, control: SandboxControl) -> None:
+def test_wrong_secret_key_is_signature_mismatch_400(sandbox: Sandbox, served_control: SandboxControl) -> None:
     wrong = Client(sandbox.url, sk="not-the-secret")
     response = wrong.call("PurchaseTPMResource", purchase_body())
     payload = assert_error(response, 400, "SignatureDoesNotMatch")
     # The exact text the qianfan SDK compares to explain the failure.
     assert response.headers["X-Bce-Error-Message"] == payload["message"]
     assert payload["message"] == "SignatureDoesNotMatch, cause: Fail to authn user: Signature does not match"
-    assert control.instances() == []
-    assert control.requests() == []  # nothing unauthenticated is journaled
+    assert served_control.instances() == []
+    assert served_control.requests() == []  # nothing unauthenticated is journaled
 
 
 def test_tampered_request_is_signature_mismatch(client: Client) -> None:
@@ -208,13 +210,13 @@ def test_timestamp_window(client: Client) -> None:
     assert_error(client.call("DescribeTPMResource", {"model": MODEL}, timestamp=old, expiry=300), 400, "RequestExpired")
 
 
-def test_clock_offset_does_not_affect_signatures(client: Client, control: SandboxControl) -> None:
-    control.set_option("clock_offset_seconds", 7 * 24 * 3600)
+def test_clock_offset_does_not_affect_signatures(client: Client, served_control: SandboxControl) -> None:
+    served_control.set_option("clock_offset_seconds", 7 * 24 * 3600)
     assert client.call("DescribeTPMResource", {"model": MODEL}).status_code == 200
 
 
-def test_custom_credentials_replace_the_sandbox_pair(db_path: Path) -> None:
-    with Sandbox(db_path, {"AK1": "SK1", "AK2": "SK2"}) as sandbox:
+def test_custom_credentials_replace_the_sandbox_pair(served_db: Path) -> None:
+    with Sandbox(served_db, {"AK1": "SK1", "AK2": "SK2"}) as sandbox:
         assert Client(sandbox.url, "AK1", "SK1").describe() == []
         assert Client(sandbox.url, "AK2", "SK2").describe() == []
         assert_error(Client(sandbox.url).call("DescribeTPMResource", {"model": MODEL}), 403, "InvalidAccessKeyId")
@@ -248,15 +250,15 @@ def test_missing_and_repeated_action(client: Client, sandbox: Sandbox) -> None:
 
 
 @pytest.mark.parametrize("raw", [b"{not json", b"", b'{"model": ', b"[" * 50_000, b'{"model": "\\ud800"}', b"NaN"])
-def test_malformed_json(client: Client, control: SandboxControl, raw: bytes) -> None:
+def test_malformed_json(client: Client, served_control: SandboxControl, raw: bytes) -> None:
     assert_error(client.call("PurchaseTPMResource", None, raw=raw), 400, "MalformedJSON")
-    assert control.instances() == []
+    assert served_control.instances() == []
 
 
-def test_body_that_is_not_utf8(client: Client, control: SandboxControl) -> None:
+def test_body_that_is_not_utf8(client: Client, served_control: SandboxControl) -> None:
     raw = json.dumps(purchase_body(model="ernie-speed-8k")).encode().replace(b"speed", b"sp\xffed")
     assert_error(client.call("PurchaseTPMResource", None, raw=raw), 400, "InvalidHTTPRequest")
-    assert control.instances() == []
+    assert served_control.instances() == []
 
 
 @pytest.mark.parametrize(
@@ -279,10 +281,12 @@ def test_body_that_is_not_utf8(client: Client, control: SandboxControl) -> None:
         (None, "request body"),
     ],
 )
-def test_inappropriate_json_names_the_field(client: Client, control: SandboxControl, body: Any, field: str) -> None:
+def test_inappropriate_json_names_the_field(
+    client: Client, served_control: SandboxControl, body: Any, field: str
+) -> None:
     payload = assert_error(client.call("PurchaseTPMResource", body), 400, "InappropriateJSON")
     assert field in payload["message"]
-    assert control.instances() == []
+    assert served_control.instances() == []
 
 
 @pytest.mark.parametrize(
@@ -320,12 +324,12 @@ def test_inappropriate_json_names_the_field(client: Client, control: SandboxCont
     ],
 )
 def test_invalid_parameter_names_the_field(
-    client: Client, control: SandboxControl, body: dict[str, Any], field: str
+    client: Client, served_control: SandboxControl, body: dict[str, Any], field: str
 ) -> None:
     payload = assert_error(client.call("PurchaseTPMResource", body), 400, "InvalidParameter")
     assert payload["message"].startswith(field + ":")
     assert len(payload["message"]) < 400  # the client's text is echoed cut short
-    assert control.instances() == []
+    assert served_control.instances() == []
 
 
 def test_every_refused_field_is_named_at_once(client: Client) -> None:
@@ -349,9 +353,9 @@ def test_unknown_fields_are_ignored(client: Client) -> None:
     "spelling",
     ["2031-03-04 05:06:07", "2031-03-04T05:06:07+08:00", "2031-03-03T21:06:07Z", "2031-03-03t21:06:07.000z"],
 )
-def test_release_time_spellings_name_one_instant(client: Client, control: SandboxControl, spelling: str) -> None:
+def test_release_time_spellings_name_one_instant(client: Client, served_control: SandboxControl, spelling: str) -> None:
     client.purchase(release_time=spelling)
-    assert control.instances()[0]["releaseTime"] == "2031-03-04T05:06:07+08:00"
+    assert served_control.instances()[0]["releaseTime"] == "2031-03-04T05:06:07+08:00"
     assert client.describe()[0]["expiredTime"] == "2031-03-03T21:06:07Z"
 
 
@@ -374,8 +378,10 @@ def date_of(headers: Any) -> datetime:
 
 
 @pytest.mark.parametrize("offset", [0, 5 * 3600, -86400])
-def test_every_answers_date_is_on_the_sandbox_clock(sandbox: Sandbox, control: SandboxControl, offset: int) -> None:
-    control.set_option("clock_offset_seconds", offset)
+def test_every_answers_date_is_on_the_sandbox_clock(
+    sandbox: Sandbox, served_control: SandboxControl, offset: int
+) -> None:
+    served_control.set_option("clock_offset_seconds", offset)
     client = Client(sandbox.url)
     expected = datetime.now(UTC) + timedelta(seconds=offset)
     answers = [
@@ -395,7 +401,7 @@ def test_every_answers_date_is_on_the_sandbox_clock(sandbox: Sandbox, control: S
 # -- resize, auto-release, release -------------------------------------------------------------
 
 
-def test_resize_sets_the_total(client: Client, control: SandboxControl) -> None:
+def test_resize_sets_the_total(client: Client, served_control: SandboxControl) -> None:
     instance_id = client.purchase(count=2)
     assert client.ok("ResizeTPMResource", {"instanceId": instance_id, "count": 5}) is True
     [item] = client.describe(instanceId=instance_id)
@@ -404,57 +410,57 @@ def test_resize_sets_the_total(client: Client, control: SandboxControl) -> None:
     assert_error(client.call("ResizeTPMResource", {"instanceId": instance_id, "count": "5"}), 400, "InappropriateJSON")
     assert_error(client.call("ResizeTPMResource", {"instanceId": instance_id}), 400, "InappropriateJSON")
     assert_error(client.call("ResizeTPMResource", {"instanceId": "tpm-nothere", "count": 1}), 404, "ResourceNotFound")
-    assert control.instances()[0]["count"] == 5
+    assert served_control.instances()[0]["count"] == 5
 
 
-def test_resize_is_an_order_that_shows_after_the_delay(client: Client, control: SandboxControl) -> None:
-    control.set_option("resize_delay_seconds", 0.5)
+def test_resize_is_an_order_that_shows_after_the_delay(client: Client, served_control: SandboxControl) -> None:
+    served_control.set_option("resize_delay_seconds", 0.5)
     instance_id = client.purchase(count=2)
     started = time.monotonic()
     assert client.ok("ResizeTPMResource", {"instanceId": instance_id, "count": 5}) is True
     shown = client.describe()[0]["tpm"]
     if time.monotonic() - started < 0.5:
         assert shown == 20000
-        assert control.instances()[0]["count"] == 2
+        assert served_control.instances()[0]["count"] == 2
     deadline = time.monotonic() + 5
     while client.describe()[0]["tpm"] != 50000:
         assert time.monotonic() < deadline, "the resize never showed"
         time.sleep(0.05)
     assert time.monotonic() - started >= 0.5
-    assert control.instances()[0]["count"] == 5
+    assert served_control.instances()[0]["count"] == 5
 
 
-def test_resize_order_follows_the_sandbox_clock(client: Client, control: SandboxControl) -> None:
-    control.set_option("resize_delay_seconds", 600)
-    control.set_option("describe_shape", "rich")
+def test_resize_order_follows_the_sandbox_clock(client: Client, served_control: SandboxControl) -> None:
+    served_control.set_option("resize_delay_seconds", 600)
+    served_control.set_option("describe_shape", "rich")
     instance_id = client.purchase(count=2)
     client.ok("ResizeTPMResource", {"instanceId": instance_id, "count": 4})
     assert client.describe()[0]["count"] == 2
     # A second order replaces the first; the size shown stays until it is due.
     client.ok("ResizeTPMResource", {"instanceId": instance_id, "count": 7})
     assert client.describe()[0]["count"] == 2
-    control.set_option("clock_offset_seconds", 601)
+    served_control.set_option("clock_offset_seconds", 601)
     assert client.describe()[0]["count"] == 7
     # An order that is due is kept when the next one is placed.
     client.ok("ResizeTPMResource", {"instanceId": instance_id, "count": 9})
     assert client.describe()[0]["count"] == 7
     # A change in Baidu's console (the control) cancels the pending order.
-    control.update_instance(instance_id, count=3)
-    control.set_option("clock_offset_seconds", 2000)
+    served_control.update_instance(instance_id, count=3)
+    served_control.set_option("clock_offset_seconds", 2000)
     assert client.describe()[0]["count"] == 3
 
 
-def test_auto_release_sets_moves_and_cancels(client: Client, control: SandboxControl) -> None:
+def test_auto_release_sets_moves_and_cancels(client: Client, served_control: SandboxControl) -> None:
     instance_id = client.purchase()
     assert client.ok("AutoReleaseTPMResource", {"instanceId": instance_id, "releaseTime": "2031-03-04 05:06:07"})
     assert client.describe()[0]["expiredTime"] == "2031-03-03T21:06:07Z"
     assert client.ok("AutoReleaseTPMResource", {"instanceId": instance_id, "releaseTime": "2032-01-01T00:00:00Z"})
-    assert control.instances()[0]["releaseTime"] == "2032-01-01T08:00:00+08:00"
+    assert served_control.instances()[0]["releaseTime"] == "2032-01-01T08:00:00+08:00"
     assert client.ok("AutoReleaseTPMResource", {"instanceId": instance_id})
     assert client.describe()[0]["expiredTime"] == "-"
     client.ok("AutoReleaseTPMResource", {"instanceId": instance_id, "releaseTime": "2031-03-04 05:06:07"})
     assert client.ok("AutoReleaseTPMResource", {"instanceId": instance_id, "releaseTime": None})
-    assert control.instances()[0]["releaseTime"] is None
+    assert served_control.instances()[0]["releaseTime"] is None
     payload = assert_error(
         client.call("AutoReleaseTPMResource", {"instanceId": instance_id, "releaseTime": "2001-01-01 00:00:00"}),
         400,
@@ -464,13 +470,13 @@ def test_auto_release_sets_moves_and_cancels(client: Client, control: SandboxCon
     assert_error(client.call("AutoReleaseTPMResource", {"instanceId": "tpm-nothere"}), 404, "ResourceNotFound")
 
 
-def test_release_checks_model_and_stops(client: Client, control: SandboxControl) -> None:
+def test_release_checks_model_and_stops(client: Client, served_control: SandboxControl) -> None:
     instance_id = client.purchase()
     payload = assert_error(
         client.call("ReleaseTPMResource", {"model": OTHER_MODEL, "instanceId": instance_id}), 400, "InvalidParameter"
     )
     assert payload["message"].startswith("model:")
-    assert control.instances()[0]["status"] == "Creating"
+    assert served_control.instances()[0]["status"] == "Creating"
     assert_error(
         client.call("ReleaseTPMResource", {"model": MODEL, "instanceId": "tpm-nothere"}), 404, "ResourceNotFound"
     )
@@ -479,7 +485,7 @@ def test_release_checks_model_and_stops(client: Client, control: SandboxControl)
     assert item["status"] == "Stopped"
     # A released instance's expiredTime is the moment it was released.
     assert abs((utc(item["expiredTime"]) - datetime.now(UTC)).total_seconds()) < 5
-    assert control.instances()[0]["released"] is True
+    assert served_control.instances()[0]["released"] is True
     assert_error(
         client.call("ReleaseTPMResource", {"model": MODEL, "instanceId": instance_id}), 400, "InvalidInstanceStatus"
     )
@@ -492,13 +498,13 @@ def test_release_checks_model_and_stops(client: Client, control: SandboxControl)
 # -- faults -----------------------------------------------------------------------------------
 
 
-def test_throttle_changes_nothing_and_is_used_up(client: Client, control: SandboxControl) -> None:
-    control.add_fault("PurchaseTPMResource", "throttle")
+def test_throttle_changes_nothing_and_is_used_up(client: Client, served_control: SandboxControl) -> None:
+    served_control.add_fault("PurchaseTPMResource", "throttle")
     assert_error(client.call("PurchaseTPMResource", purchase_body()), 429, "RateLimitExceeded")
-    assert control.instances() == []
+    assert served_control.instances() == []
     client.purchase()
-    assert len(control.instances()) == 1
-    assert [(r["status"], r["code"]) for r in control.requests("PurchaseTPMResource")] == [
+    assert len(served_control.instances()) == 1
+    assert [(r["status"], r["code"]) for r in served_control.requests("PurchaseTPMResource")] == [
         (429, "RateLimitExceeded"),
         (200, None),
     ]
@@ -516,71 +522,71 @@ def test_throttle_changes_nothing_and_is_used_up(client: Client, control: Sandbo
         (418, "BadRequest"),
     ],
 )
-def test_error_fault_statuses(client: Client, control: SandboxControl, status: int | None, code: str) -> None:
-    control.add_fault("PurchaseTPMResource", "error", status=status)
+def test_error_fault_statuses(client: Client, served_control: SandboxControl, status: int | None, code: str) -> None:
+    served_control.add_fault("PurchaseTPMResource", "error", status=status)
     assert_error(client.call("PurchaseTPMResource", purchase_body()), status or 500, code)
-    assert control.instances() == []
+    assert served_control.instances() == []
 
 
-def test_error_after_commit_applies_the_change(client: Client, control: SandboxControl) -> None:
-    control.add_fault("PurchaseTPMResource", "error_after_commit")
+def test_error_after_commit_applies_the_change(client: Client, served_control: SandboxControl) -> None:
+    served_control.add_fault("PurchaseTPMResource", "error_after_commit")
     assert_error(client.call("PurchaseTPMResource", purchase_body(purchaseCount=4)), 500, "InternalError")
-    [row] = control.instances()
+    [row] = served_control.instances()
     assert row["count"] == 4
 
 
-def test_drop_loses_the_request(client: Client, control: SandboxControl) -> None:
-    control.add_fault("PurchaseTPMResource", "drop")
+def test_drop_loses_the_request(client: Client, served_control: SandboxControl) -> None:
+    served_control.add_fault("PurchaseTPMResource", "drop")
     with pytest.raises(requests.ConnectionError):
         client.call("PurchaseTPMResource", purchase_body())
-    assert control.instances() == []
-    assert control.requests()[-1]["status"] == 0
+    assert served_control.instances() == []
+    assert served_control.requests()[-1]["status"] == 0
 
 
-def test_drop_after_commit_loses_only_the_answer(client: Client, control: SandboxControl) -> None:
-    control.add_fault("PurchaseTPMResource", "drop_after_commit")
+def test_drop_after_commit_loses_only_the_answer(client: Client, served_control: SandboxControl) -> None:
+    served_control.add_fault("PurchaseTPMResource", "drop_after_commit")
     with pytest.raises(requests.ConnectionError):
         client.call("PurchaseTPMResource", purchase_body(purchaseCount=2))
-    [row] = control.instances()
+    [row] = served_control.instances()
     assert row["count"] == 2
-    assert control.requests()[-1]["status"] == 0
+    assert served_control.requests()[-1]["status"] == 0
 
 
-def test_not_applied_answers_true_and_changes_nothing(client: Client, control: SandboxControl) -> None:
+def test_not_applied_answers_true_and_changes_nothing(client: Client, served_control: SandboxControl) -> None:
     instance_id = client.purchase(count=2)
     for action in ("ResizeTPMResource", "AutoReleaseTPMResource", "ReleaseTPMResource"):
-        control.add_fault(action, "not_applied")
+        served_control.add_fault(action, "not_applied")
     assert client.ok("ResizeTPMResource", {"instanceId": instance_id, "count": 7}) is True
     assert client.ok("AutoReleaseTPMResource", {"instanceId": instance_id, "releaseTime": in_hours(5)}) is True
     assert client.ok("ReleaseTPMResource", {"model": MODEL, "instanceId": instance_id}) is True
-    [row] = control.instances()
+    [row] = served_control.instances()
     assert (row["count"], row["releaseTime"], row["released"]) == (2, None, False)
     assert client.ok("ResizeTPMResource", {"instanceId": instance_id, "count": 7}) is True
-    assert control.instances()[0]["count"] == 7
+    assert served_control.instances()[0]["count"] == 7
 
 
-def test_empty_fault_lists_nothing_once_and_only_for_describe(client: Client, control: SandboxControl) -> None:
+def test_empty_fault_lists_nothing_once_and_only_for_describe(client: Client, served_control: SandboxControl) -> None:
     instance_id = client.purchase()
-    control.add_fault("DescribeTPMResource", "empty")
+    served_control.add_fault("DescribeTPMResource", "empty")
     assert client.describe() == []
     assert [item["instanceId"] for item in client.describe()] == [instance_id]
     for action in ("*", "PurchaseTPMResource", "ReleaseTPMResource"):
         with pytest.raises(ValueError, match="for DescribeTPMResource only"):
-            control.add_fault(action, "empty")
+            served_control.add_fault(action, "empty")
 
 
-def test_wildcard_fault_and_count(client: Client, control: SandboxControl) -> None:
-    control.add_fault("*", "throttle", count=2)
+def test_wildcard_fault_and_count(client: Client, served_control: SandboxControl) -> None:
+    served_control.add_fault("*", "throttle", count=2)
     assert_error(client.call("DescribeTPMResource", {"model": MODEL}), 429, "RateLimitExceeded")
     assert_error(client.call("PurchaseTPMResource", purchase_body()), 429, "RateLimitExceeded")
     assert client.describe() == []
-    control.add_fault("*", "error", count=5)
-    control.clear_faults()
+    served_control.add_fault("*", "error", count=5)
+    served_control.clear_faults()
     assert client.describe() == []
 
 
-def test_fault_for_another_action_does_not_fire(client: Client, control: SandboxControl) -> None:
-    control.add_fault("ReleaseTPMResource", "error")
+def test_fault_for_another_action_does_not_fire(client: Client, served_control: SandboxControl) -> None:
+    served_control.add_fault("ReleaseTPMResource", "error")
     client.purchase()
     assert len(client.describe()) == 1
 
@@ -598,46 +604,46 @@ def test_fault_for_another_action_does_not_fire(client: Client, control: Sandbox
     ],
 )
 def test_fault_arguments_are_checked(
-    control: SandboxControl, action: str, kind: str, count: int, status: int | None
+    served_control: SandboxControl, action: str, kind: str, count: int, status: int | None
 ) -> None:
     with pytest.raises(ValueError):
-        control.add_fault(action, kind, count, status)
+        served_control.add_fault(action, kind, count, status)
 
 
-def test_concurrent_requests_never_share_a_fault_unit(client: Client, control: SandboxControl) -> None:
-    control.add_fault("PurchaseTPMResource", "throttle", count=3)
+def test_concurrent_requests_never_share_a_fault_unit(client: Client, served_control: SandboxControl) -> None:
+    served_control.add_fault("PurchaseTPMResource", "throttle", count=3)
     statuses = run_concurrently(8, lambda: client.call("PurchaseTPMResource", purchase_body()).status_code)
     assert sorted(statuses) == [200] * 5 + [429] * 3
-    assert len(control.instances()) == 5
+    assert len(served_control.instances()) == 5
 
 
 # -- options ----------------------------------------------------------------------------------
 
 
-def test_creating_then_running_via_clock_offset(client: Client, control: SandboxControl) -> None:
-    assert control.get_option("creating_seconds") == 1.0
+def test_creating_then_running_via_clock_offset(client: Client, served_control: SandboxControl) -> None:
+    assert served_control.get_option("creating_seconds") == 1.0
     instance_id = client.purchase()
     assert client.describe(instanceId=instance_id)[0]["status"] == "Creating"
     assert client.describe(status="Running") == []
-    control.set_option("clock_offset_seconds", 5)
+    served_control.set_option("clock_offset_seconds", 5)
     assert client.describe(instanceId=instance_id)[0]["status"] == "Running"
     assert [i["instanceId"] for i in client.describe(status="Running")] == [instance_id]
 
 
-def test_creating_seconds_zero_is_running_at_once(client: Client, control: SandboxControl) -> None:
-    control.set_option("creating_seconds", 0)
+def test_creating_seconds_zero_is_running_at_once(client: Client, served_control: SandboxControl) -> None:
+    served_control.set_option("creating_seconds", 0)
     client.purchase()
     assert client.describe()[0]["status"] == "Running"
 
 
-def test_release_time_expiry_via_clock_offset(client: Client, control: SandboxControl) -> None:
+def test_release_time_expiry_via_clock_offset(client: Client, served_control: SandboxControl) -> None:
     instance_id = client.purchase(release_time=in_hours(1))
     expired_time = client.describe()[0]["expiredTime"]
-    control.set_option("clock_offset_seconds", 2 * 3600)
+    served_control.set_option("clock_offset_seconds", 2 * 3600)
     [item] = client.describe()
     assert item["status"] == "Stopped" and item["expiredTime"] == expired_time
     assert client.describe(status="Stopped")[0]["instanceId"] == instance_id
-    assert control.instances()[0]["status"] == "Stopped"
+    assert served_control.instances()[0]["status"] == "Stopped"
     assert_error(
         client.call("ResizeTPMResource", {"instanceId": instance_id, "count": 2}), 400, "InvalidInstanceStatus"
     )
@@ -647,49 +653,49 @@ def test_release_time_expiry_via_clock_offset(client: Client, control: SandboxCo
     assert payload["message"].startswith("billing.releaseTime:")
 
 
-def test_latency_delays_every_request(client: Client, control: SandboxControl) -> None:
-    control.set_option("latency_ms", 300)
+def test_latency_delays_every_request(client: Client, served_control: SandboxControl) -> None:
+    served_control.set_option("latency_ms", 300)
     started = time.monotonic()
     client.describe()
     assert time.monotonic() - started >= 0.3
-    control.set_option("latency_ms", 0)
+    served_control.set_option("latency_ms", 0)
     started = time.monotonic()
     client.describe()
     assert time.monotonic() - started < 0.3
 
 
-def test_released_visibility(client: Client, control: SandboxControl) -> None:
+def test_released_visibility(client: Client, served_control: SandboxControl) -> None:
     instance_id = client.purchase()
     client.ok("ReleaseTPMResource", {"model": MODEL, "instanceId": instance_id})
     assert client.describe()[0]["status"] == "Stopped"
-    control.set_option("released_visibility", "hidden")
+    served_control.set_option("released_visibility", "hidden")
     assert client.describe() == []
     assert client.describe(instanceId=instance_id) == []
-    assert control.instances()[0]["status"] == "Stopped"
+    assert served_control.instances()[0]["status"] == "Stopped"
 
 
-def test_unknown_instance_option(client: Client, control: SandboxControl) -> None:
+def test_unknown_instance_option(client: Client, served_control: SandboxControl) -> None:
     other = client.purchase(model=OTHER_MODEL)
     assert client.describe(instanceId="tpm-nothere") == []
-    control.set_option("unknown_instance", "error")
+    served_control.set_option("unknown_instance", "error")
     assert_error(
         client.call("DescribeTPMResource", {"model": MODEL, "instanceId": "tpm-nothere"}), 404, "ResourceNotFound"
     )
     assert_error(client.call("DescribeTPMResource", {"model": MODEL, "instanceId": other}), 404, "ResourceNotFound")
 
 
-def test_release_again_option(client: Client, control: SandboxControl) -> None:
+def test_release_again_option(client: Client, served_control: SandboxControl) -> None:
     instance_id = client.purchase()
     client.ok("ReleaseTPMResource", {"model": MODEL, "instanceId": instance_id})
-    control.set_option("release_again", "ok")
+    served_control.set_option("release_again", "ok")
     assert client.ok("ReleaseTPMResource", {"model": MODEL, "instanceId": instance_id}) is True
     assert_error(
         client.call("ReleaseTPMResource", {"model": OTHER_MODEL, "instanceId": instance_id}), 400, "InvalidParameter"
     )
 
 
-def test_option_defaults(control: SandboxControl) -> None:
-    options = control.options()
+def test_option_defaults(served_control: SandboxControl) -> None:
+    options = served_control.options()
     assert (options.describe_shape, options.id_style, options.resize_delay_seconds) == ("documented", "tpm", 0.0)
     assert (options.released_visibility, options.unknown_instance, options.release_again) == (
         "stopped",
@@ -717,38 +723,38 @@ def test_option_defaults(control: SandboxControl) -> None:
         ("no_such_option", 1),
     ],
 )
-def test_option_names_and_values_are_checked(control: SandboxControl, name: str, value: Any) -> None:
-    before = control.options()
+def test_option_names_and_values_are_checked(served_control: SandboxControl, name: str, value: Any) -> None:
+    before = served_control.options()
     with pytest.raises(ValueError, match=name):
-        control.set_option(name, value)
-    assert control.options() == before
+        served_control.set_option(name, value)
+    assert served_control.options() == before
 
 
-def test_unknown_option_name_on_read(control: SandboxControl) -> None:
+def test_unknown_option_name_on_read(served_control: SandboxControl) -> None:
     with pytest.raises(ValueError, match="describe_shape"):
-        control.get_option("describe_mode")
+        served_control.get_option("describe_mode")
 
 
 # -- control ----------------------------------------------------------------------------------
 
 
-def test_out_of_band_updates(client: Client, control: SandboxControl) -> None:
+def test_out_of_band_updates(client: Client, served_control: SandboxControl) -> None:
     instance_id = client.purchase(count=1)
-    control.update_instance(instance_id, count=6, release_time="2033-05-06 07:08:09")
-    [row] = control.instances()
+    served_control.update_instance(instance_id, count=6, release_time="2033-05-06 07:08:09")
+    [row] = served_control.instances()
     assert (row["count"], row["releaseTime"]) == (6, "2033-05-06T07:08:09+08:00")
     assert client.describe()[0]["tpm"] == 60000
-    control.update_instance(instance_id, release_time=datetime(2034, 1, 1, tzinfo=UTC))
-    assert control.instances()[0]["releaseTime"] == "2034-01-01T08:00:00+08:00"
-    control.update_instance(instance_id, release_time=None)
+    served_control.update_instance(instance_id, release_time=datetime(2034, 1, 1, tzinfo=UTC))
+    assert served_control.instances()[0]["releaseTime"] == "2034-01-01T08:00:00+08:00"
+    served_control.update_instance(instance_id, release_time=None)
     assert client.describe()[0]["expiredTime"] == "-"
-    control.update_instance(instance_id, status="Stopped")
+    served_control.update_instance(instance_id, status="Stopped")
     assert client.describe()[0]["status"] == "Stopped"
-    assert control.instances()[0]["released"] is False
-    control.update_instance(instance_id, status="Running")
+    assert served_control.instances()[0]["released"] is False
+    served_control.update_instance(instance_id, status="Running")
     assert client.describe()[0]["status"] == "Running"
     with pytest.raises(KeyError):
-        control.update_instance("tpm-nothere", count=2)
+        served_control.update_instance("tpm-nothere", count=2)
     for bad in (
         {"status": "Exploded"},
         {"count": 0},
@@ -758,17 +764,17 @@ def test_out_of_band_updates(client: Client, control: SandboxControl) -> None:
         {"release_time": 1893456000},
     ):
         with pytest.raises(ValueError):
-            control.update_instance(instance_id, **bad)
+            served_control.update_instance(instance_id, **bad)
 
 
-def test_instances_rows(client: Client, control: SandboxControl) -> None:
+def test_instances_rows(client: Client, served_control: SandboxControl) -> None:
     first = client.purchase()
     second = client.purchase(model=OTHER_MODEL, release_time="2031-01-01 00:00:00")
     client.ok("ReleaseTPMResource", {"model": MODEL, "instanceId": first})
-    rows = control.instances()
+    rows = served_control.instances()
     assert [r["instanceId"] for r in rows] == [first, second]
     assert {r["instanceId"]: r["status"] for r in rows} == {first: "Stopped", second: "Creating"}
-    assert [r["instanceId"] for r in control.instances(OTHER_MODEL)] == [second]
+    assert [r["instanceId"] for r in served_control.instances(OTHER_MODEL)] == [second]
     assert set(rows[0]) == {
         "instanceId",
         "model",
@@ -783,13 +789,13 @@ def test_instances_rows(client: Client, control: SandboxControl) -> None:
     assert BEIJING_RFC3339.fullmatch(rows[0]["startTime"])
 
 
-def test_request_journal(client: Client, control: SandboxControl) -> None:
+def test_request_journal(client: Client, served_control: SandboxControl) -> None:
     client.purchase()
     client.call("PurchaseTPMResource", None, raw=b"{oops")
     client.call("PurchaseTPMResource", None, raw=b"[" * 5000)
     Client(client.url, sk="wrong").call("PurchaseTPMResource", purchase_body())
     client.describe()
-    rows = control.requests()
+    rows = served_control.requests()
     assert [(r["action"], r["status"], r["code"]) for r in rows] == [
         ("PurchaseTPMResource", 200, None),
         ("PurchaseTPMResource", 400, "MalformedJSON"),
@@ -801,9 +807,9 @@ def test_request_journal(client: Client, control: SandboxControl) -> None:
     assert rows[2]["body"] == "[" * 5000
     assert set(rows[0]) == {"action", "body", "status", "code"}
     assert SANDBOX_ACCESS_KEY not in json.dumps(rows)
-    assert len(control.requests("DescribeTPMResource")) == 1
-    control.clear_requests()
-    assert control.requests() == []
+    assert len(served_control.requests("DescribeTPMResource")) == 1
+    served_control.clear_requests()
+    assert served_control.requests() == []
 
 
 # -- concurrency and sharing ------------------------------------------------------------------
@@ -833,14 +839,14 @@ def run_concurrently(n: int, work: Any) -> list[Any]:
     return results
 
 
-def test_eight_concurrent_purchases(client: Client, control: SandboxControl) -> None:
+def test_eight_concurrent_purchases(client: Client, served_control: SandboxControl) -> None:
     ids = run_concurrently(8, lambda: client.purchase(count=1))
     assert len(set(ids)) == 8
-    assert sorted(r["instanceId"] for r in control.instances()) == sorted(ids)
-    assert [r["status"] for r in control.requests("PurchaseTPMResource")] == [200] * 8
+    assert sorted(r["instanceId"] for r in served_control.instances()) == sorted(ids)
+    assert [r["status"] for r in served_control.requests("PurchaseTPMResource")] == [200] * 8
 
 
-def test_concurrent_resizes_are_not_lost(client: Client, control: SandboxControl) -> None:
+def test_concurrent_resizes_are_not_lost(client: Client, served_control: SandboxControl) -> None:
     ids = [client.purchase() for _ in range(4)]
     counter = iter(range(8))
     lock = threading.Lock()
@@ -851,16 +857,16 @@ def test_concurrent_resizes_are_not_lost(client: Client, control: SandboxControl
         return bool(client.ok("ResizeTPMResource", {"instanceId": ids[index % 4], "count": 10 + index}))
 
     assert run_concurrently(8, resize) == [True] * 8
-    final = {r["instanceId"]: r["count"] for r in control.instances()}
+    final = {r["instanceId"]: r["count"] for r in served_control.instances()}
     assert all(final[ids[i]] in (10 + i, 14 + i) for i in range(4))
 
 
-def test_two_sandboxes_share_one_database(db_path: Path) -> None:
-    with Sandbox(db_path) as first, start_sandbox(db_path) as second:
+def test_two_sandboxes_share_one_database(served_db: Path) -> None:
+    with Sandbox(served_db) as first, start_sandbox(served_db) as second:
         assert first.url != second.url
         instance_id = Client(first.url).purchase()
         assert [i["instanceId"] for i in Client(second.url).describe()] == [instance_id]
-        SandboxControl(db_path).set_option("describe_shape", "rich")
+        SandboxControl(served_db).set_option("describe_shape", "rich")
         assert Client(first.url).describe()[0]["model"] == MODEL
         Client(second.url).ok("ReleaseTPMResource", {"model": MODEL, "instanceId": instance_id})
         assert Client(first.url).describe()[0]["status"] == "Stopped"
@@ -869,12 +875,12 @@ def test_two_sandboxes_share_one_database(db_path: Path) -> None:
 # -- lifecycle --------------------------------------------------------------------------------
 
 
-def test_lifecycle(db_path: Path) -> None:
-    sandbox = Sandbox(db_path)
-    assert not db_path.exists()  # nothing happens before start()
+def test_lifecycle(served_db: Path) -> None:
+    sandbox = Sandbox(served_db)
+    assert not served_db.exists()  # nothing happens before start()
     sandbox.start()
     try:
-        assert db_path.exists()
+        assert served_db.exists()
         assert re.fullmatch(r"http://127\.0\.0\.1:\d+", sandbox.url)
         assert sandbox.url.endswith(f":{sandbox.port}")
         assert Client(sandbox.url).describe() == []
@@ -887,8 +893,8 @@ def test_lifecycle(db_path: Path) -> None:
         _ = sandbox.url
 
 
-def test_stopped_sandbox_refuses_connections(db_path: Path) -> None:
-    with Sandbox(db_path) as sandbox:
+def test_stopped_sandbox_refuses_connections(served_db: Path) -> None:
+    with Sandbox(served_db) as sandbox:
         url = sandbox.url
     with pytest.raises(requests.ConnectionError):
         Client(url).call("DescribeTPMResource", {"model": MODEL})

@@ -7,11 +7,11 @@ import re
 from dataclasses import fields
 from typing import Any
 
+from hostdriver import PROJECT_ROOT
 from qianfan_sandbox.__main__ import _STORED_OPTIONS
 from qianfan_sandbox.errors import CATALOGUE
 from qianfan_sandbox.faults import KINDS
 from qianfan_sandbox.options import Options
-from tests.sandbox.helpers import PROJECT_ROOT
 
 PAGE = PROJECT_ROOT.joinpath("docs", "sandbox.md").read_text(encoding="utf-8")
 ERROR_ROW = re.compile(r"^\| error `(\w+)` (\d{3}) \| .+ \| (documented by Baidu|sandbox's choice) \|$")

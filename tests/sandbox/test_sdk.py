@@ -17,15 +17,18 @@ from typing import Any
 
 import pytest
 
+from hostdriver import PROJECT_ROOT
 from qianfan_sandbox import SANDBOX_ACCESS_KEY, SANDBOX_SECRET_KEY, SandboxControl
-from tests.sandbox.helpers import PROJECT_ROOT, child_env, standalone
+from tests.support.standalone import child_env, standalone
+
+pytestmark = pytest.mark.slow  # a standalone sandbox and the SDK in child processes
 
 CHILD_TIMEOUT = 60
 
 
 @pytest.fixture
-def server(db_path: Path) -> Iterator[str]:
-    with standalone(db_path, "--creating-seconds", "0", "--extra-models", "sdk-test-model, other-model") as url:
+def server(served_db: Path) -> Iterator[str]:
+    with standalone(served_db, "--creating-seconds", "0", "--extra-models", "sdk-test-model, other-model") as url:
         yield url
 
 
@@ -44,7 +47,7 @@ def run_sdk(url: str, script: str, access_key: str = SANDBOX_ACCESS_KEY, secret_
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_sdk_purchase_describe_resize_auto_release_release(server: str, db_path: Path) -> None:
+def test_sdk_purchase_describe_resize_auto_release_release(server: str, served_db: Path) -> None:
     result = run_sdk(
         server,
         """
@@ -93,10 +96,10 @@ def test_sdk_purchase_describe_resize_auto_release_release(server: str, db_path:
     [after] = result["after"]
     assert (after["tpm"], after["expiredTime"], after["status"]) == (30000, "-", "Running")
     assert [i["status"] for i in result["final"]] == ["Stopped"]
-    rows = {row["instanceId"]: row for row in SandboxControl(db_path).instances()}
+    rows = {row["instanceId"]: row for row in SandboxControl(served_db).instances()}
     assert rows[instance_id]["released"] is True and rows[instance_id]["count"] == 3
     assert rows[result["custom"]]["model"] == "sdk-test-model"
-    assert [r["action"] for r in SandboxControl(db_path).requests()] == [
+    assert [r["action"] for r in SandboxControl(served_db).requests()] == [
         "PurchaseTPMResource",
         "DescribeTPMResource",
         "ResizeTPMResource",
@@ -135,14 +138,14 @@ REFUSED_PURCHASE = """
     ],
 )
 def test_sdk_explains_refused_keys(
-    server: str, db_path: Path, access_key: str, secret_key: str, status: int, code: str, blames: str
+    server: str, served_db: Path, access_key: str, secret_key: str, status: int, code: str, blames: str
 ) -> None:
     result = run_sdk(server, REFUSED_PURCHASE, access_key=access_key, secret_key=secret_key)
     assert result is not None, "the purchase was accepted with wrong keys"
     # The SDK recognises Baidu's exact messages and names the key to check.
     assert result == {"status": status, "code": code, "explained": True, "blames": blames}
-    assert SandboxControl(db_path).instances() == []
-    assert SandboxControl(db_path).requests() == []  # refused requests are not journaled
+    assert SandboxControl(served_db).instances() == []
+    assert SandboxControl(served_db).requests() == []  # refused requests are not journaled
 
 
 def test_sdk_sees_invalid_parameter_as_a_request_error(server: str) -> None:
@@ -162,8 +165,8 @@ def test_sdk_sees_invalid_parameter_as_a_request_error(server: str) -> None:
     assert result == {"status": 400, "body": True}
 
 
-def test_sdk_reads_marker_pages_and_sees_disagreeing_answers(server: str, db_path: Path) -> None:
-    control = SandboxControl(db_path)
+def test_sdk_reads_marker_pages_and_sees_disagreeing_answers(server: str, served_db: Path) -> None:
+    control = SandboxControl(served_db)
     control.set_option("page_size", 2)
     control.set_option("retired_models", "ernie-4.0-8k")
     control.set_option("clock_offset_seconds", -7200)

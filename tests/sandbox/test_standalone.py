@@ -8,8 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from hostdriver import PROJECT_ROOT
 from qianfan_sandbox import SandboxControl
-from tests.sandbox.helpers import PROJECT_ROOT, Client, child_env, standalone
+from tests.support.sandbox_http import Client
+from tests.support.standalone import child_env, standalone
+
+pytestmark = pytest.mark.slow  # a standalone sandbox process per test
 
 CHILD_TIMEOUT = 60
 
@@ -25,21 +29,21 @@ def run_main(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_options_from_the_command_line_are_stored(db_path: Path) -> None:
+def test_options_from_the_command_line_are_stored(served_db: Path) -> None:
     args = ("--describe-shape", "rich", "--id-style", "hex", "--resize-delay-seconds", "30", "--latency-ms", "1")
-    with standalone(db_path, "--access-key", "AK9", "--secret-key", "SK9", *args) as url:
+    with standalone(served_db, "--access-key", "AK9", "--secret-key", "SK9", *args) as url:
         client = Client(url, "AK9", "SK9")
         instance_id = client.purchase(count=1)
         assert len(instance_id) == 24
         client.ok("ResizeTPMResource", {"instanceId": instance_id, "count": 3})
         assert client.describe()[0]["count"] == 1  # the order is not due yet
-        options = SandboxControl(db_path).options()
+        options = SandboxControl(served_db).options()
         assert (options.describe_shape, options.id_style, options.resize_delay_seconds) == ("rich", "hex", 30.0)
 
 
-def test_options_set_by_another_process_steer_the_server(db_path: Path) -> None:
-    with standalone(db_path, "--creating-seconds", "0") as url:
-        control = SandboxControl(db_path)
+def test_options_set_by_another_process_steer_the_server(served_db: Path) -> None:
+    with standalone(served_db, "--creating-seconds", "0") as url:
+        control = SandboxControl(served_db)
         client = Client(url)
         control.set_option("resize_delay_seconds", 60)
         instance_id = client.purchase(count=1)
@@ -53,19 +57,19 @@ def test_options_set_by_another_process_steer_the_server(db_path: Path) -> None:
         assert client.call("DescribeTPMResource", {"model": "ernie-speed-8k"}).status_code == 429
 
 
-def test_consistency_options_from_the_command_line(db_path: Path) -> None:
+def test_consistency_options_from_the_command_line(served_db: Path) -> None:
     args = ("--page-size", "1", "--visible-after-seconds", "3600", "--retired-models", "ernie-4.0-8k, ernie-3.5-8k")
-    with standalone(db_path, *args) as url:
+    with standalone(served_db, *args) as url:
         client = Client(url)
         first, second = client.purchase(), client.purchase()
         assert client.describe() == []  # bought, not listed yet
-        SandboxControl(db_path).set_option("visible_after_seconds", 0)
+        SandboxControl(served_db).set_option("visible_after_seconds", 0)
         page = client.ok("DescribeTPMResource", {"model": "ernie-speed-8k"})
         assert ([i["instanceId"] for i in page["instances"]], page["isTruncated"]) == ([first], True)
         page = client.ok("DescribeTPMResource", {"model": "ernie-speed-8k", "marker": page["nextMarker"]})
         assert ([i["instanceId"] for i in page["instances"]], page["isTruncated"]) == ([second], False)
         assert client.call("DescribeTPMResource", {"model": "ernie-3.5-8k"}).status_code == 400
-    options = SandboxControl(db_path).options()
+    options = SandboxControl(served_db).options()
     assert (options.page_size, options.retired_models) == (1, ("ernie-4.0-8k", "ernie-3.5-8k"))
 
 

@@ -12,9 +12,11 @@ from typing import Any
 
 import pytest
 
+from hostdriver import PROJECT_ROOT
 from hostdriver.process import first_line
 from qianfan_sandbox import Sandbox, SandboxControl, SandboxError
-from tests.sandbox.helpers import MODEL, PROJECT_ROOT, Client, child_env
+from tests.support.sandbox_http import MODEL, Client
+from tests.support.standalone import child_env
 
 #: The schema of the sandbox's earlier copy (providers/sandbox), written out so this test does
 #: not depend on that copy, which goes away.
@@ -187,6 +189,7 @@ print("ok", flush=True)
 """
 
 
+@pytest.mark.slow
 def test_concurrent_first_opens_of_one_new_file(tmp_path: Path) -> None:
     """Eight processes creating one new file at the same moment all wait their turn and succeed
     (SQLite refuses the switch to WAL at once while another holds the file: that is retried)."""

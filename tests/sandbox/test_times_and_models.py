@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from hostdriver import PROJECT_ROOT
 from qianfan_sandbox.models import DOCUMENTED_MODELS, accepted_models, parse_model_list
 from qianfan_sandbox.times import beijing_text, parse_release_time, utc_text
-from tests.sandbox.helpers import PROJECT_ROOT
 
 #: The `model` values of the seed (Baidu's PurchaseTPMResource page), copied by hand.
 SEED_MODELS = [

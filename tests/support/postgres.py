@@ -1,8 +1,8 @@
 """The PostgreSQL test server's fixtures, exposed to every tier by tests/conftest.py; the server
 itself is `hostdriver.postgres.PostgresServer` (shared with the benchmark).
 
-`postgres_server` and `postgres_url`: one server per session, started by the first test that asks;
-`fresh_postgres_db`: a new empty database per test. A server that cannot start fails the test with
+`postgres_server`: one server per session, started by the first test that asks (its `url` is the
+superuser's); `fresh_postgres_db`: a new empty database per test. A server that cannot start fails the test with
 the reason: CI must prove PostgreSQL. Only with QIANFAN_TPM_NO_POSTGRES=1 does it skip instead,
 with the same reason.
 """
@@ -24,7 +24,7 @@ NO_POSTGRES_ENV = "QIANFAN_TPM_NO_POSTGRES"
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """One server for the whole session, started when the first test asks for it."""
-    from tests.figures import record
+    from tests.support.figures import record
 
     server = PostgresServer()
     started = time.monotonic()
@@ -42,12 +42,6 @@ def postgres_server() -> Iterator[PostgresServer]:
     stopping = time.monotonic()
     server.stop()
     record("PostgreSQL test server", "fast shutdown", f"{time.monotonic() - stopping:.2f} s")
-
-
-@pytest.fixture(scope="session")
-def postgres_url(postgres_server: PostgresServer) -> str:
-    """The superuser's URL to the server's `postgres` database (shared by the session)."""
-    return postgres_server.url
 
 
 @pytest.fixture

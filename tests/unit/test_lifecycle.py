@@ -182,6 +182,7 @@ def test_an_update_that_changes_nothing_writes_nothing(life: Lifecycle, console:
 
 
 # -- half-way failures name what was applied (I8) -----------------------------------------------------
+@pytest.mark.slow
 def test_a_second_change_that_fails_names_the_first(life: Lifecycle, console: FakeConsole) -> None:
     instance_id = console.add(count=2, release=T1)
     console.script["AutoReleaseTPMResource"] = ["error"] * 100
@@ -191,6 +192,7 @@ def test_a_second_change_that_fails_names_the_first(life: Lifecycle, console: Fa
     assert console.rows[instance_id].count == 4 and console.rows[instance_id].release == T1
 
 
+@pytest.mark.slow
 def test_a_read_back_that_fails_after_a_change_names_the_change(life: Lifecycle, console: FakeConsole) -> None:
     instance_id = console.add(count=2)
     # The ownership check lists fine; every listing after the resize fails.
@@ -258,6 +260,7 @@ def test_a_create_returns_the_listed_instance_with_every_output(life: Lifecycle,
     }
 
 
+@pytest.mark.slow
 def test_a_bought_instance_not_listed_yet_is_pending_and_kept_by_a_refresh(
     life: Lifecycle, console: FakeConsole, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -295,6 +298,7 @@ def test_a_refresh_takes_what_qianfan_has(life: Lifecycle, console: FakeConsole)
     assert (outputs["tpm"], outputs["rpm"]) == (50_000, 165)
 
 
+@pytest.mark.slow
 def test_describe_failing_after_a_purchase_still_returns_the_id(life: Lifecycle, console: FakeConsole) -> None:
     console.script["DescribeTPMResource"] = ["ok"] + ["error"] * 100  # the pre-purchase listing passes
     instance_id, outputs = life.create({"model": MODEL, "purchaseCount": 2})
@@ -309,6 +313,7 @@ def test_an_update_of_an_instance_gone_says_so(life: Lifecycle, console: FakeCon
     assert console.writes() == []
 
 
+@pytest.mark.slow
 def test_a_qianfan_error_passes_through_unchanged(life: Lifecycle, console: FakeConsole) -> None:
     instance_id = console.add()
     console.script["ResizeTPMResource"] = ["error"] * 100

@@ -92,12 +92,6 @@ def ids(found: Listing) -> list[str]:
     return [i.instance_id for i in found.instances]
 
 
-def together(*calls: Callable[[], Any]) -> list[Any]:
-    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
-        futures = [pool.submit(call) for call in calls]
-        return [f.result(timeout=20) for f in futures]
-
-
 # -- sharing ------------------------------------------------------------------------------------------
 def test_operations_asking_at_once_share_one_describe() -> None:
     fake = FakeDescribe({SPEED: ["tpm-a"]})
@@ -233,6 +227,7 @@ def test_a_fault_on_the_shared_call_reaches_every_waiter_and_each_retries_on_its
     assert 2 <= fake.calls[SPEED] <= 4
 
 
+@pytest.mark.slow
 def test_an_endless_fault_gives_up_inside_each_operations_deadline() -> None:
     fake = FakeDescribe({SPEED: ["tpm-a"]}, fail=10_000)
     shared = listings(fake)
@@ -280,6 +275,7 @@ def test_a_confirmation_joins_the_listing_its_wave_started_as_its_answer_came(
     assert fake.calls[SPEED] == 2
 
 
+@pytest.mark.slow
 def test_a_starters_short_deadline_does_not_fail_a_waiter_with_time_left() -> None:
     """I6: a refresh with time left that joins a listing started by a create with almost none must
     not inherit the create's "ran out of time": it lists on its own."""

@@ -80,7 +80,7 @@ def test_a_long_value_is_cut_short_and_says_how_long_it_was() -> None:
     assert text == "'" + "x" * 79 + "… (100002 characters)"
 
 
-@pytest.mark.parametrize("depth", [30, 2_000, 100_000])
+@pytest.mark.parametrize("depth", [30, 2_000, pytest.param(100_000, marks=pytest.mark.slow)])
 def test_deeply_nested_garbage_never_raises(depth: int) -> None:
     value: Any = 1.0
     for _ in range(depth):

@@ -17,7 +17,7 @@ import yaml
 
 from hostdriver import PROJECT_ROOT, TYPE
 from providers.stack_config import parse_quota_plan, read_stack_config
-from tests.unit.test_stack_config import CHAT, MALFORMED
+from tests.unit.stack_config_cases import CHAT, MALFORMED
 
 
 class RecordingMocks(pulumi.runtime.Mocks):

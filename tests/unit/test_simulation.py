@@ -6,7 +6,7 @@ releases its condition, and a thread that blocks or spins outside the simulation
 Then the purchase recovery: every schedule of small configurations of concurrent creates, each
 checked for I1, no unnamed orphan and no hang (see the simulation's module doc for what "every"
 covers). The default run takes seconds; `QIANFAN_TPM_EXPLORE=large` adds bigger configurations
-(`-m slow` runs only those).
+(marked `slow`).
 
 What the exploration found in providers/ is fixed, and each finding is kept as a test on the
 smallest configuration that showed it; every exploration allows no violation at all. A new
@@ -27,7 +27,7 @@ import tests.unit.simulation as simulation
 from providers.instances import Instance
 from providers.ledger import Ledger, PurchaseRecord
 from providers.purchase import Purchases
-from tests.figures import record
+from tests.support.figures import record
 from tests.unit.simulation import (
     ANSWERED,
     CONSISTENT,

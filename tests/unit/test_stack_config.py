@@ -1,7 +1,7 @@
 """`providers.stack_config.parse_quota_plan`: a malformed quota list names the entry and the field.
 
 This is the parser alone; `test_program.py` runs `__main__.py` on the same malformed lists
-(`MALFORMED`) to show the message reaches the user through the program.
+(`stack_config_cases.MALFORMED`) to show the message reaches the user through the program.
 """
 
 from __future__ import annotations
@@ -13,24 +13,7 @@ import pytest
 
 from providers.fields import INPUTS
 from providers.stack_config import QuotaEntry, QuotaPlanError, parse_quota_plan, read_stack_config
-
-CHAT = {"name": "chat", "model": "ernie-speed-8k", "purchaseCount": 1}
-
-#: (quota list, a fragment of the error) — shared with test_program.py.
-MALFORMED: list[tuple[Any, str]] = [
-    ({"name": "x"}, "must be a list"),
-    (["chat"], "qianfan-tpm:quotas[0]: entry must be an object"),
-    ([{"model": "ernie-speed-8k", "purchaseCount": 1}], "qianfan-tpm:quotas[0]: name is required"),
-    ([{"name": "chat", "purchaseCount": 1}], "qianfan-tpm:quotas[0] ('chat'): model is required"),
-    ([{**CHAT, "purchaseCount": 1.5}], "('chat'): purchaseCount must be a whole number"),
-    ([{**CHAT, "releaseTime": "soon"}], "('chat'): releaseTime 'soon' is not a time"),
-    ([{**CHAT, "protect": "yes"}], "('chat'): protect must be true or false"),
-    ([{"name": "chat", "model": "ernie-speed-8k", "purchasecount": 1}], "('chat'): purchasecount is not a quota field"),
-    (
-        [{**CHAT, "name": "a"}, {"name": "a", "model": "ernie-lite-8k", "purchaseCount": 1}],
-        "qianfan-tpm:quotas[1] ('a'): name is used by an earlier entry",
-    ),
-]
+from tests.unit.stack_config_cases import CHAT, MALFORMED
 
 
 def problems_of(raw: Any) -> list[str]:

@@ -1,4 +1,4 @@
-"""What the sandbox's tests share: a signing client, error checks, and the standalone server.
+"""Speaking to a sandbox over HTTP: a signing client, the checks of an error answer, raw exchanges.
 
 The client signs with Baidu's own signer (the one the qianfan SDK uses) and sends with
 `requests`, so the tests see exactly what a client sees: statuses, codes, headers.
@@ -7,17 +7,9 @@ The client signs with Baidu's own signer (the one the qianfan SDK uses) and send
 from __future__ import annotations
 
 import json
-import os
-import re
-import signal
 import socket
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,15 +18,11 @@ from baidubce.auth.bce_credentials import BceCredentials
 from baidubce.auth.bce_v1_signer import sign
 from baidubce.utils import get_canonical_time
 
-from hostdriver.process import first_line
 from qianfan_sandbox import SANDBOX_ACCESS_KEY, SANDBOX_SECRET_KEY
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 MODEL = "ernie-speed-8k"
 OTHER_MODEL = "ernie-lite-8k"
 TIMEOUT = 10
-STARTUP_TIMEOUT = 20
-URL_LINE = re.compile(r"http://127\.0\.0\.1:(\d+)")
 AUTH_CODES = ("AccessDenied", "InvalidHTTPAuthHeader", "InvalidAccessKeyId", "SignatureDoesNotMatch", "RequestExpired")
 
 
@@ -129,52 +117,6 @@ def check_error_payload(status: int, headers: Any, payload: Any, want_status: in
 
 def assert_error(response: requests.Response, status: int, code: str) -> dict[str, Any]:
     return check_error_payload(response.status_code, response.headers, response.json(), status, code)
-
-
-def child_env(**extra: str) -> dict[str, str]:
-    """The environment for a child process: this project importable, no proxy for loopback."""
-    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "NO_PROXY": "127.0.0.1,localhost"}
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
-        env.pop(name, None)
-    env.update(extra)
-    return env
-
-
-def _first_line(process: subprocess.Popen[str], timeout: float) -> str:
-    line = first_line(process, timeout)
-    if line is None:
-        process.kill()
-        raise AssertionError(f"the sandbox printed no URL line within {timeout} s")
-    return line
-
-
-@contextmanager
-def standalone(db_path: Path, *args: str) -> Iterator[str]:
-    """`python -m qianfan_sandbox` on a free port; yields its URL, then checks it stops cleanly."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "qianfan_sandbox", "--port", "0", "--db", str(db_path), *args],
-        cwd=PROJECT_ROOT,
-        env=child_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        line = _first_line(process, STARTUP_TIMEOUT)
-        match = URL_LINE.search(line)
-        assert match, f"unexpected first line {line!r}"
-        yield match.group(0)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            code = process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-            raise
-        stderr = process.stderr.read() if process.stderr else ""
-        assert code == 0, stderr
-        assert stderr == "", stderr
 
 
 def raw_exchange(port: int, data: bytes, *, timeout: float = TIMEOUT, shut_write: bool = False) -> bytes:
