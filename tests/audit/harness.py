@@ -14,7 +14,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -200,92 +200,101 @@ def world_in(root: Path) -> Iterator[World]:
     control.set_option("creating_seconds", 0)
     soon = beijing(datetime.now(UTC) + timedelta(hours=2))
 
-    host = ProviderHost(root / "host.stderr")
-    standalone = Standalone(db)
-    try:
-        host.configure(host_config(db))
-        dev = {
-            "chat-speed": create(host, "chat-speed", {"model": "ernie-speed-8k", "purchaseCount": 2}),
-            "batch-lite": create(host, "batch-lite", {"model": "ernie-lite-8k", "purchaseCount": 1}),
-            "nightly": create(host, "nightly", {"model": "ernie-speed-8k", "purchaseCount": 1, "releaseTime": soon}),
-            "old": create(host, "old", {"model": "ernie-tiny-8k", "purchaseCount": 1}),
-            "moved": create(
-                host, "moved", {"model": "ernie-4.0-8k", "purchaseCount": 1, "releaseTime": "2031-01-01 00:00:00"}
-            ),
-            "shared": create(host, "shared", {"model": "ernie-char-8k", "purchaseCount": 1}),
-            "twin-a": create(host, "twin-a", {"model": "ernie-novel-8k", "purchaseCount": 1}),
-            "replaced-old": create(host, "replaced", {"model": "ernie-speed-128k", "purchaseCount": 1}, delete=True),
-            "replaced": create(host, "replaced", {"model": "ernie-speed-128k", "purchaseCount": 2}),
-            "dbr": create(host, "dbr", {"model": "ernie-lite-pro-128k", "purchaseCount": 1}, pendingReplacement=True),
-        }
-        # A later `pulumi up` that does not share the ledger (`qianfan:ledger: off`, say on another
-        # machine: a shared ledger refuses a second owner) adopts the same instance for a second
-        # resource of the same stack ...
-        later = ProviderHost(root / "later.stderr")
+    with ExitStack() as cleanup:
+        standalone = Standalone(db)
+        cleanup.callback(standalone.close)  # also when building the world fails half-way
+        host = ProviderHost(root / "host.stderr")
         try:
-            later.configure(host_config(db, **{"qianfan:ledger": "off"}))
-            dev["twin-b"] = create(
-                later,
-                "twin-b",
-                {"model": "ernie-novel-8k", "purchaseCount": 1, "adoptInstanceId": dev["twin-a"].id},
-            )
-            # ... and a resource of another stack adopts one too.
-            staging_shared = create(
-                later,
-                "shared",
-                {"model": "ernie-char-8k", "purchaseCount": 1, "adoptInstanceId": dev["shared"].id},
-                stack="staging",
+            host.configure(host_config(db))
+            dev = {
+                "chat-speed": create(host, "chat-speed", {"model": "ernie-speed-8k", "purchaseCount": 2}),
+                "batch-lite": create(host, "batch-lite", {"model": "ernie-lite-8k", "purchaseCount": 1}),
+                "nightly": create(
+                    host, "nightly", {"model": "ernie-speed-8k", "purchaseCount": 1, "releaseTime": soon}
+                ),
+                "old": create(host, "old", {"model": "ernie-tiny-8k", "purchaseCount": 1}),
+                "moved": create(
+                    host, "moved", {"model": "ernie-4.0-8k", "purchaseCount": 1, "releaseTime": "2031-01-01 00:00:00"}
+                ),
+                "shared": create(host, "shared", {"model": "ernie-char-8k", "purchaseCount": 1}),
+                "twin-a": create(host, "twin-a", {"model": "ernie-novel-8k", "purchaseCount": 1}),
+                "replaced-old": create(
+                    host, "replaced", {"model": "ernie-speed-128k", "purchaseCount": 1}, delete=True
+                ),
+                "replaced": create(host, "replaced", {"model": "ernie-speed-128k", "purchaseCount": 2}),
+                "dbr": create(
+                    host, "dbr", {"model": "ernie-lite-pro-128k", "purchaseCount": 1}, pendingReplacement=True
+                ),
+            }
+            # A later `pulumi up` that does not share the ledger (`qianfan:ledger: off`, say on another
+            # machine: a shared ledger refuses a second owner) adopts the same instance for a second
+            # resource of the same stack ...
+            later = ProviderHost(root / "later.stderr")
+            try:
+                later.configure(host_config(db, **{"qianfan:ledger": "off"}))
+                dev["twin-b"] = create(
+                    later,
+                    "twin-b",
+                    {"model": "ernie-novel-8k", "purchaseCount": 1, "adoptInstanceId": dev["twin-a"].id},
+                )
+                # ... and a resource of another stack adopts one too.
+                staging_shared = create(
+                    later,
+                    "shared",
+                    {"model": "ernie-char-8k", "purchaseCount": 1, "adoptInstanceId": dev["shared"].id},
+                    stack="staging",
+                )
+            finally:
+                later.close()
+            staging_shared.outputs["__provider"] = encrypted("provider")
+            # A stack whose state was lost after it bought a quota.
+            lost = create(host, "lost", {"model": "ernie-lite-8k", "purchaseCount": 1})
+            # Delete-before-replace: the engine released the old instance and keeps the entry pending.
+            host.delete(dev["dbr"].id, dev["dbr"].outputs, name="dbr")
+
+            # Changes made in Baidu's console, behind the stacks' backs.
+            control.update_instance(dev["batch-lite"].id, count=3)
+            control.update_instance(dev["moved"].id, release_time="2032-02-02T00:00:00+08:00")
+            [console, _] = sdk_calls(
+                standalone.url,
+                [
+                    (
+                        "PurchaseTPMResource",
+                        {
+                            "model": "ernie-speed-8k",
+                            "billing": {"paymentTiming": "Postpaid", "releaseTime": "2031-05-05T05:05:05+08:00"},
+                            "purchaseCount": 2,
+                        },
+                    ),
+                    ("ReleaseTPMResource", {"model": "ernie-tiny-8k", "instanceId": dev["old"].id}),
+                ],
             )
         finally:
-            later.close()
-        staging_shared.outputs["__provider"] = encrypted("provider")
-        # A stack whose state was lost after it bought a quota.
-        lost = create(host, "lost", {"model": "ernie-lite-8k", "purchaseCount": 1})
-        # Delete-before-replace: the engine released the old instance and keeps the entry pending.
-        host.delete(dev["dbr"].id, dev["dbr"].outputs, name="dbr")
+            host.close()
+        stderr = (root / "host.stderr").read_text(errors="replace")
+        assert ACCESS_KEY not in stderr and SECRET_KEY not in stderr
 
-        # Changes made in Baidu's console, behind the stacks' backs.
-        control.update_instance(dev["batch-lite"].id, count=3)
-        control.update_instance(dev["moved"].id, release_time="2032-02-02T00:00:00+08:00")
-        [console, _] = sdk_calls(
-            standalone.url,
-            [
-                (
-                    "PurchaseTPMResource",
-                    {
-                        "model": "ernie-speed-8k",
-                        "billing": {"paymentTiming": "Postpaid", "releaseTime": "2031-05-05T05:05:05+08:00"},
-                        "purchaseCount": 2,
-                    },
-                ),
-                ("ReleaseTPMResource", {"model": "ernie-tiny-8k", "instanceId": dev["old"].id}),
-            ],
-        )
-    finally:
-        host.close()
-    stderr = (root / "host.stderr").read_text(errors="replace")
-    assert ACCESS_KEY not in stderr and SECRET_KEY not in stderr
-
-    backend_file = home / ".pulumi" / "stacks" / "qianfan-tpm" / "dev.json"
-    backend_file.parent.mkdir(parents=True)
-    config = {"qianfan:endpoint": "sandbox", "qianfan:accessKey": encrypted("ak"), "qianfan:secretKey": encrypted("sk")}
-    backend_file.write_text(json.dumps(checkpoint_document("dev", list(dev.values()), provider_config=config)))
-    staging_export = root / "staging-export.json"
-    interrupted = Quota("late", "", {"model": "ernie-lite-8k", "purchaseCount": 1}, {})
-    staging_export.write_text(
-        json.dumps(
-            export_document(
-                "staging",
-                [staging_shared],
-                # As `pulumi stack export --show-secrets` prints it: the keys in plain text.
-                provider_config={"qianfan:accessKey": shown(ACCESS_KEY), "qianfan:secretKey": shown(SECRET_KEY)},
-                pending_operations=[{"resource": interrupted.resource("staging"), "type": "creating"}],
+        backend_file = home / ".pulumi" / "stacks" / "qianfan-tpm" / "dev.json"
+        backend_file.parent.mkdir(parents=True)
+        config = {
+            "qianfan:endpoint": "sandbox",
+            "qianfan:accessKey": encrypted("ak"),
+            "qianfan:secretKey": encrypted("sk"),
+        }
+        backend_file.write_text(json.dumps(checkpoint_document("dev", list(dev.values()), provider_config=config)))
+        staging_export = root / "staging-export.json"
+        interrupted = Quota("late", "", {"model": "ernie-lite-8k", "purchaseCount": 1}, {})
+        staging_export.write_text(
+            json.dumps(
+                export_document(
+                    "staging",
+                    [staging_shared],
+                    # As `pulumi stack export --show-secrets` prints it: the keys in plain text.
+                    provider_config={"qianfan:accessKey": shown(ACCESS_KEY), "qianfan:secretKey": shown(SECRET_KEY)},
+                    pending_operations=[{"resource": interrupted.resource("staging"), "type": "creating"}],
+                )
             )
         )
-    )
-    ids = {name: quota.id for name, quota in dev.items()}
-    ids.update({"lost": lost.id, "console": console["instanceId"]})
-    try:
+        ids = {name: quota.id for name, quota in dev.items()}
+        ids.update({"lost": lost.id, "console": console["instanceId"]})
         yield World(root, project, home, db, control, standalone, dev, staging_export, ids)
-    finally:
-        standalone.close()
