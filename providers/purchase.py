@@ -69,7 +69,7 @@ from .deadline import Deadline, backoff
 from .errors import Kind, ProviderError, QianfanError
 from .instances import Instance, describe_ids
 from .ledger import Ledger, LedgerError, Owner, PurchaseRecord, State
-from .listings import Listing, Listings
+from .listings import Lister, Listing, Listings
 from .release_time import format_duration, release_after
 
 #: How long past its own deadline a create waits for a recovery another create is running; the
@@ -130,15 +130,13 @@ class Bought:
     answered: float | None = None
 
 
-class PurchaseApi(Protocol):
-    """What a purchase needs of Qianfan; a fake in the unit tests, the client and listings in the host."""
+class PurchaseApi(Lister, Protocol):
+    """What a purchase needs of Qianfan: listings (`Lister.get`, freshness as `listings.Listings.get`
+    says), purchases and what listings showed; a fake in the unit tests, the client and listings in
+    the host."""
 
     @property
     def server_clock(self) -> ServerClock: ...
-
-    def list(self, model: str, deadline: Deadline, *, fresh: bool = False, not_before: float | None = None) -> Listing:
-        """A listing of the model (see `listings.Listings.get` for the freshness rules)."""
-        ...
 
     def purchase(self, spec: Spec, deadline: Deadline, *, leave: float) -> Receipt: ...
 
@@ -250,7 +248,7 @@ class Purchases:
                 # Every instance this listing shows existed before the purchase below is sent (I1);
                 # after a wait at the gate, only a listing requested since then shows what others
                 # bought meanwhile.
-                self._api.list(model, deadline, not_before=waited)
+                self._api.get(model, deadline, not_before=waited)
                 listed = True
             sent, wall = clock.monotonic(), clock.wall()
             sending = spec.sent_at(wall)  # each purchase sent fixes its own release
@@ -377,7 +375,7 @@ class Purchases:
             while True:
                 if not self._open_tickets(model):
                     return
-                listing = self._api.list(model, deadline, fresh=True)
+                listing = self._api.get(model, deadline, fresh=True)
                 if listing.consistent:
                     self._assign(model, self._ledger.open_purchases(model), listing)
                     if settle.expired:
@@ -569,8 +567,16 @@ class QianfanPurchaseApi:
     def server_clock(self) -> ServerClock:
         return self._client.server_clock
 
-    def list(self, model: str, deadline: Deadline, *, fresh: bool = False, not_before: float | None = None) -> Listing:
-        return self._listings.get(model, deadline, fresh=fresh, not_before=not_before)
+    def get(
+        self,
+        model: str,
+        deadline: Deadline,
+        *,
+        fresh: bool = False,
+        not_before: float | None = None,
+        since: float | None = None,
+    ) -> Listing:
+        return self._listings.get(model, deadline, fresh=fresh, not_before=not_before, since=since)
 
     def purchase(self, spec: Spec, deadline: Deadline, *, leave: float) -> Receipt:
         with self._listings.writing(spec.model, deadline) as write:

@@ -147,7 +147,15 @@ class FakeQianfan:
         return self.commit(spec, started=started)
 
     # -- the PurchaseApi ---------------------------------------------------------------------------
-    def list(self, model: str, deadline: Deadline, *, fresh: bool = False, not_before: float | None = None) -> Listing:
+    def get(
+        self,
+        model: str,
+        deadline: Deadline,
+        *,
+        fresh: bool = False,
+        not_before: float | None = None,
+        since: float | None = None,
+    ) -> Listing:
         requested = time.monotonic()
         with self._lock:
             self.listings += 1
@@ -417,7 +425,7 @@ def test_a_listing_that_fails_during_recovery_names_the_doubt_and_frees_the_mode
     fake = FakeQianfan()
     fake.scripts["A"] = [bought_answer_lost]
     with running(fake) as run:
-        original_list = fake.list
+        original_list = fake.get
 
         def list_fails_after_the_first(
             model: str, deadline: Deadline, *, fresh: bool = False, not_before: float | None = None
@@ -427,12 +435,12 @@ def test_a_listing_that_fails_during_recovery_names_the_doubt_and_frees_the_mode
                 raise QianfanError("DescribeTPMResource", Kind.SERVER, status=500, hint="gave up after 3 attempt(s)")
             return original_list(model, deadline, fresh=fresh)
 
-        fake.list = list_fails_after_the_first  # type: ignore[method-assign]
+        fake.get = list_fails_after_the_first  # type: ignore[method-assign]
         run.start("A", ONE)
         outcome = run.outcome("A")
         assert isinstance(outcome, ProviderError), outcome
         assert "Whether a quota was bought is unknown" in str(outcome) and "adoptInstanceId" in str(outcome)
-        fake.list = original_list  # type: ignore[method-assign]
+        fake.get = original_list  # type: ignore[method-assign]
         # The model is not stuck in a recovery: the next create of it goes through.
         assert run.start("B", ONE).result(timeout=WAIT) in fake.instances
     assert len(fake.instances) == 2
@@ -483,13 +491,13 @@ def test_a_relative_release_is_computed_when_the_purchase_is_sent() -> None:
     """Not when the create starts: the listing before the purchase takes (here) ten minutes."""
     fake = FakeQianfan()
     clock = ShiftedClock()
-    listed = fake.list
+    listed = fake.get
 
     def slow_list(model: str, deadline: Deadline, *, fresh: bool = False, not_before: float | None = None) -> Listing:
         clock.shift += 600.0
         return listed(model, deadline, fresh=fresh, not_before=not_before)
 
-    fake.list = slow_list  # type: ignore[method-assign]
+    fake.get = slow_list  # type: ignore[method-assign]
     purchases = purchases_of(fake)
     begun = time.time()
     bought = purchases.buy(RELATIVE, Owner(), Deadline(5, clock))
