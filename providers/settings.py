@@ -408,6 +408,11 @@ def _ledger(raw: str | None, sandbox: bool, sandbox_path: str, env: Mapping[str,
 def _postgres_problem(url: str) -> str | None:
     if _UNSAFE_URL_CHARACTERS.search(url):
         return "it contains whitespace or control characters"
+    # libpq ends the user and password at the first '@' or '/', Python's parser at the last '@' of
+    # the host part: a raw '@', '/', '?' or '#' in them would be read as a host (and shown) by one.
+    host_part = re.split(r"[/?#]", url.split("://", 1)[1], maxsplit=1)[0]
+    if url.count("@") > 1 or url.count("@") != host_part.count("@"):
+        return "an '@', '/', '?' or '#' in its user or password must be percent-encoded (%40, %2F, %3F, %23)"
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -425,7 +430,7 @@ def _postgres_problem(url: str) -> str | None:
 def _shown_postgres_url(url: str) -> str:
     """`postgresql://***@host:port/database`: what a message may say of a PostgreSQL URL (no user
     or password, whatever characters the password holds; no query, which may carry one too)."""
-    return mask_url(url.split("?", 1)[0])
+    return mask_url(url).split("?", 1)[0]  # masked first: a password may hold '?' itself
 
 
 def _number(raw: str | None, key: str, default: float, minimum: float, maximum: float) -> float:

@@ -618,6 +618,9 @@ def test_a_postgresql_ledger_url_is_a_secret_never_shown() -> None:
     [
         ("mysql://user:hunter2@db/ledger", "'mysql://***@db/ledger'"),
         ("postgresql://user:hun/ter#2@db/ledger", "'postgresql://***@db/ledger'"),  # not percent-encoded
+        ("postgresql://user:hun?ter2@db/ledger", "'postgresql://***@db/ledger': an '@', '/', '?' or '#'"),
+        ("postgresql://user:hun@ter2@db/ledger", "'postgresql://***@db/ledger': an '@', '/', '?' or '#'"),
+        ("postgresql://user:1234/hunter2@db/ledger", "'postgresql://***@db/ledger': an '@', '/', '?' or '#'"),
         ("postgresql://user:hunter2@:99999/ledger", "'postgresql://***@:99999/ledger'"),
         ("postgresql:///ledger", "'postgresql:///ledger'"),
         ("sqlite://ledger.db", "'sqlite://ledger.db'"),
