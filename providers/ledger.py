@@ -709,7 +709,13 @@ class SqliteBackend:
         self.name = name
         if path is not None:
             _make_parent(path, name)
-            if Path(path).exists():
+            try:
+                exists, directory = Path(path).exists(), Path(path).is_dir()
+            except OSError as exc:  # a name too long, say
+                raise LedgerError(f"{name}: cannot be used ({exc.strerror or exc})") from None
+            if directory:
+                raise LedgerError(f"{name}: cannot be used (it is a directory; name a file in it)")
+            if exists:
                 self._inspect(path)  # read-only first: not a byte is written to another program's file
         try:
             self._conn = sqlite3.connect(

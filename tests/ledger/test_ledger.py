@@ -271,6 +271,20 @@ def test_a_corrupt_sqlite_file_is_refused_naming_it(tmp_path: Path) -> None:
     assert len(str(caught.value).splitlines()) == 1
 
 
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [("", "it is a directory"), ("x" * 300 + ".sqlite3", "File name too long")],
+    ids=["a directory", "a name too long"],
+)
+def test_a_path_that_cannot_be_a_file_is_refused_naming_it(tmp_path: Path, name: str, problem: str) -> None:
+    path = tmp_path / name if name else tmp_path
+    with pytest.raises(LedgerError) as caught:
+        begin(ledger_for(settings_for(str(path)), "host-a"))
+    message = str(caught.value)
+    assert message.startswith(f"ledger {path}: cannot be used") and problem in message, message
+    assert len(message.splitlines()) == 1 and list(tmp_path.iterdir()) == []
+
+
 def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "ledger.sqlite3"
     begin(ledger_for(settings_for(str(path)), "host-a"))
