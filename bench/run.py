@@ -357,36 +357,32 @@ def _purchase_body(model: str) -> dict[str, Any]:
     return {"model": model, "billing": {"paymentTiming": "Postpaid"}, "purchaseCount": 1}
 
 
-def sdk_baseline_seconds(url: str, creates: int, model: str) -> tuple[float, int]:
-    """A create without shared listings (list, purchase, confirm), straight from the SDK, 4 threads."""
+def _sdk_creates_seconds(url: str, creates: int, model: str, actions: tuple[str, ...]) -> tuple[float, int]:
+    """`creates` creates made of `actions` each, straight from the SDK, 4 threads."""
     call_action = _sdk(url)
+    bodies = {"DescribeTPMResource": {"model": model}, "PurchaseTPMResource": _purchase_body(model)}
 
     def one(_: int) -> int:
-        call_action("/v2/charge", "DescribeTPMResource", {"model": model})
-        call_action("/v2/charge", "PurchaseTPMResource", _purchase_body(model))
-        call_action("/v2/charge", "DescribeTPMResource", {"model": model})
-        return 3
+        for action in actions:
+            call_action("/v2/charge", action, bodies[action])
+        return len(actions)
 
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=4) as pool:
         calls = sum(pool.map(one, range(creates)))
     return time.perf_counter() - started, calls
+
+
+def sdk_baseline_seconds(url: str, creates: int, model: str) -> tuple[float, int]:
+    """A create without shared listings: list, purchase, confirm."""
+    actions = ("DescribeTPMResource", "PurchaseTPMResource", "DescribeTPMResource")
+    return _sdk_creates_seconds(url, creates, model, actions)
 
 
 def sdk_floor_seconds(url: str, creates: int, model: str) -> tuple[float, int]:
-    """The 2 calls a create cannot avoid (the purchase, then a listing that shows it), 4 threads:
-    the provider's floor, since it never records an id before Qianfan has listed it."""
-    call_action = _sdk(url)
-
-    def one(_: int) -> int:
-        call_action("/v2/charge", "PurchaseTPMResource", _purchase_body(model))
-        call_action("/v2/charge", "DescribeTPMResource", {"model": model})
-        return 2
-
-    started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        calls = sum(pool.map(one, range(creates)))
-    return time.perf_counter() - started, calls
+    """The 2 calls a create cannot avoid (the purchase, then a listing that shows it): the
+    provider's floor, since it never records an id before Qianfan has listed it."""
+    return _sdk_creates_seconds(url, creates, model, ("PurchaseTPMResource", "DescribeTPMResource"))
 
 
 def sdk_refresh_seconds(url: str, quotas: list[list[str]]) -> tuple[float, int]:
