@@ -24,7 +24,11 @@ from .process import Plugin
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT = 30.0
-CALL_TIMEOUT = 120.0
+#: The engine waits for an RPC as long as it takes; this bound only makes a hung host fail a test.
+#: It must exceed a call's queueing too: the host serves 4 RPCs at once (pulumi.dynamic's thread
+#: pool), so a 16th concurrent create may wait behind three rounds of others' full deadlines, and a
+#: call given up on here would still run in the host, buying what nobody receives.
+CALL_TIMEOUT = 600.0
 
 
 def provider_blob() -> str:
