@@ -105,9 +105,12 @@ class Settings:
         secrets = [secret for secret in (self.access_key, self.secret_key) if secret]
         if self.ledger.url is not None:
             secrets.append(self.ledger.url)
-            password = urlsplit(self.ledger.url.reveal()).password
-            if password:
-                secrets.extend({Secret(password), Secret(unquote(password))})
+            parts = urlsplit(self.ledger.url.reveal())
+            query = (pair.partition("=") for pair in parts.query.split("&"))
+            in_query = [value for key, _, value in query if unquote(key) == "password"]  # libpq reads one there too
+            for password in (parts.password, *in_query):
+                if password:
+                    secrets.extend({Secret(password), Secret(unquote(password))})
         return tuple(secrets)
 
 

@@ -613,6 +613,14 @@ def test_a_postgresql_ledger_url_is_a_secret_never_shown() -> None:
     assert "p@ss/w#rd" not in scrubbed and url not in scrubbed
 
 
+def test_a_password_in_a_postgresql_ledger_urls_query_is_scrubbed_too() -> None:
+    url = "postgresql://tpm@db.example/ledger?sslmode=require&password=s3cr%3Ft"  # libpq reads a password there too
+    settings = load_settings({"qianfan:endpoint": "http://127.0.0.1:9", "qianfan:ledger": url}, {})
+    assert settings.ledger.describe() == "ledger postgresql://***@db.example/ledger"
+    scrubbed = redact("password s3cr%3Ft, decoded s3cr?t", settings)
+    assert "s3cr" not in scrubbed
+
+
 @pytest.mark.parametrize(
     "value, shown",
     [
