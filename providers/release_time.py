@@ -139,9 +139,8 @@ def parse_duration(text: object) -> timedelta:
 
 
 def _number(digits: str | None) -> int:
-    if not digits:
-        return 0
-    return int(digits) if len(digits) <= _MAX_DIGITS else 10**_MAX_DIGITS
+    significant = (digits or "").lstrip("0")
+    return int(significant or "0") if len(significant) <= _MAX_DIGITS else 10**_MAX_DIGITS
 
 
 def format_duration(duration: timedelta) -> str:

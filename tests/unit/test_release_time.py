@@ -261,6 +261,7 @@ DURATION_USE = "use whole days, hours and minutes, largest unit first, such as 8
         ("8h", "8h", 480),
         (" 8h\n", "8h", 480),
         ("08h", "8h", 480),
+        ("0" * 30 + "8h", "8h", 480),  # leading zeros are not a huge number
         ("90m", "1h30m", 90),
         ("1h30m", "1h30m", 90),
         ("0d1h30m", "1h30m", 90),
