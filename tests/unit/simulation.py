@@ -66,8 +66,9 @@ create returns was bought by a purchase that Qianfan received no earlier than th
 last purchase; no instance that existed before (an *outsider*: another stack's, bought before
 the creates started) is returned, except in the case purchase.py documents as unknowable (its
 `startTime` is within the clock tolerance of the purchase and no answer before the purchase
-showed it), which is counted as *excused*, and so is one orphan per instance so taken (the one
-a create bought that it displaced: the doc does not say so, but it follows); no unnamed orphan —
+showed it), which is counted as *excused*, and so is, per instance so taken, the one a create
+bought that it displaced — left unnamed, or returned to another lost purchase of the spec that
+nothing could tell it from (the doc does not say so, but it follows); no unnamed orphan —
 every instance a create's purchase bought is returned by exactly one create or named in a
 create's error; a create sends at most two purchases that both went unanswered; the ledger is
 left settled (no open purchase, the gate open); no create raises anything but the provider's
@@ -974,7 +975,7 @@ def check(
     for instance_id, names in holders.items():
         if len(names) > 1:
             found.append(Violation(HELD_TWICE, f"{instance_id} was returned to {', '.join(names)}"))
-    wrong_takes = 0  # outsiders' instances taken in the unknowable case
+    earlier: list[tuple[Create, Held, Received]] = []  # instances that existed before the purchase was sent
     for create in creates:
         if create.instance_id is None:
             continue
@@ -983,24 +984,32 @@ def check(
         if held is None or not sent:
             found.append(Violation(CRASHES, f"create {create.name} returned {create.instance_id} out of nowhere"))
             continue
-        last = sent[-1]
-        if held.committed >= last.sent:
-            continue
+        if held.committed < sent[-1].sent:
+            earlier.append((create, held, sent[-1]))
+    # Creates that took an outsider's instance in the unknowable case: each displaces one instance
+    # the creates bought, which ends unnamed or with another lost purchase of the spec (whose own
+    # evidence cannot tell it from the instance that purchase might have bought).
+    mistaken = {c.name for c, held, last in earlier if held.buyer == OUTSIDER and _unknowable(qianfan, held, last)}
+    displaced = len(mistaken)
+    for create, held, last in earlier:
         what = f"{create.name} returned {held.instance_id} ({held.buyer}'s), which existed before its purchase was sent"
-        if held.buyer != OUTSIDER:
-            found.append(Violation(EARLIER, what))
-        elif _unknowable(qianfan, held, last):
-            excused.append(f"{what}: the case purchase.py documents as unknowable")
-            wrong_takes += 1
+        if held.buyer == OUTSIDER:
+            if create.name in mistaken:
+                excused.append(f"{what}: the case purchase.py documents as unknowable")
+            else:
+                found.append(Violation(PRE_EXISTING, what))
+        elif held.buyer in mistaken and displaced > 0 and _unknowable(qianfan, held, last):
+            displaced -= 1
+            excused.append(f"{what}: {held.buyer} took an outsider's instance in its place, in the unknowable case")
         else:
-            found.append(Violation(PRE_EXISTING, what))
+            found.append(Violation(EARLIER, what))
     errors = " ".join(str(c.error) for c in creates if c.error is not None)
     for held in qianfan.held.values():
         if held.buyer == OUTSIDER or held.instance_id in holders or held.instance_id in errors:
             continue
         what = f"{held.instance_id} (bought by {held.buyer}'s purchase) is in no create's result or error"
-        if wrong_takes > 0:  # each outsider's instance taken displaces one the creates bought
-            wrong_takes -= 1
+        if displaced > 0:
+            displaced -= 1
             excused.append(f"{what}: an outsider's instance was taken in its place, in the unknowable case")
         else:
             found.append(Violation(ORPHAN, what))
@@ -1014,9 +1023,9 @@ def check(
 
 
 def _unknowable(qianfan: Qianfan, held: Held, purchase: Received) -> bool:
-    """The case purchase.py documents as unknowable: an instance that started within the clock
+    """Whether nothing could tell `held` from what `purchase` bought: it started within the clock
     tolerance (START_TIME_MARGIN_SECONDS, plus 1 s: the offset is measured to ±1 s) of the
-    purchase, which no answer Qianfan gave before the purchase was sent showed."""
+    purchase, and no answer Qianfan gave before the purchase was sent showed it."""
     close = held.start_time + START_TIME_MARGIN_SECONDS + 1.0 >= purchase.server_at
     shown = any(s.at < purchase.sent and held.instance_id in s.ids for s in qianfan.served)
     return close and not shown

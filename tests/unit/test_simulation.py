@@ -372,6 +372,35 @@ def test_a_pre_existing_instance_is_never_taken_unless_nothing_could_tell(outsid
     assert (report.excused > 0) is excusable
 
 
+def test_an_outsiders_instance_taken_by_one_lost_purchase_displaces_one_instance_and_no_more() -> None:
+    """Found by the large exploration: A's listings lag (empty, then lacking A's new instance), A
+    takes the second-old outsider's instance, and B, whose purchase bought nothing and was sent in
+    the same second, takes A's. Nothing B's evidence holds tells A's instance from one B bought, so
+    that take is part of the unknowable case; any other instance given to B is a violation."""
+    config = Config(
+        "2 creates, an outsider a second old, up to 2 listings empty or stale, no preemption",
+        creates=2,
+        purchase_outcomes=(LOST, NOTHING),
+        listing_outcomes=(CONSISTENT, EMPTY, STALE),
+        listing_faults=2,
+        outsider="recent",
+        preemptions=0,
+    )
+    cascades: list[Run] = []
+
+    def keep(run: Run) -> bool:
+        if any("took an outsider's instance in its place" in e for e in run.excused):
+            cascades.append(run)
+        return False
+
+    report = explore(config, stop=keep)
+    assert not report.kinds, report.summary()
+    assert cascades, "no schedule passed the displaced instance to the other create"
+    for run in cascades:
+        takers = [e for e in run.excused if "documents as unknowable" in e]
+        assert len(takers) == 1 and len(run.excused) == 2, run.story()
+
+
 # -- the harness can fail: the same explorations find a deliberately broken recovery ------------------
 def test_a_recovery_without_the_i1_evidence_is_caught_and_its_schedule_printed(monkeypatch: pytest.MonkeyPatch) -> None:
     """Mutant: no I1 evidence at all (`Purchases._possible` always true, the ledger's sightings
