@@ -48,9 +48,10 @@ by the audit), and the bookkeeping is released in `finally`, so the host keeps w
 
 What remains unknowable: an instance bought by someone who does not share the ledger (the console,
 a stack with `qianfan:ledger: off` or another ledger) within seconds of a lost purchase of the same
-spec, while every listing before that purchase lagged, can be taken for it (and the one that purchase
-bought is then unnamed, or taken by another lost purchase of the spec sent in the same seconds); an
-instance that shows up later than the settle time plus the confirmations is bought again.
+spec, while every listing before that purchase lagged, can be taken for it (the one that purchase
+bought is then unnamed, or taken by another lost purchase of the spec sent in the same seconds, whose
+own is then unnamed: one unnamed instance at most per mistake); an instance that shows up later than
+the settle time plus the confirmations is bought again.
 """
 
 from __future__ import annotations

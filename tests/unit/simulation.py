@@ -66,9 +66,10 @@ create returns was bought by a purchase that Qianfan received no earlier than th
 last purchase; no instance that existed before (an *outsider*: another stack's, bought before
 the creates started) is returned, except in the case purchase.py documents as unknowable (its
 `startTime` is within the clock tolerance of the purchase and no answer before the purchase
-showed it), which is counted as *excused*, and so is, per instance so taken, the one a create
-bought that it displaced — left unnamed, or returned to another lost purchase of the spec that
-nothing could tell it from (the doc does not say so, but it follows); no unnamed orphan —
+showed it), which is counted as *excused*, and so is what that take displaces (the doc says so
+too): the instance that create bought, left unnamed or returned to another lost purchase of the
+spec that nothing could tell it from — whose own instance is displaced in turn — at most one
+unnamed instance per such chain, bought in it; no unnamed orphan —
 every instance a create's purchase bought is returned by exactly one create or named in a
 create's error; a create sends at most two purchases that both went unanswered; the ledger is
 left settled (no open purchase, the gate open); no create raises anything but the provider's
@@ -986,21 +987,32 @@ def check(
             continue
         if held.committed < sent[-1].sent:
             earlier.append((create, held, sent[-1]))
-    # Creates that took an outsider's instance in the unknowable case: each displaces one instance
-    # the creates bought, which ends unnamed or with another lost purchase of the spec (whose own
-    # evidence cannot tell it from the instance that purchase might have bought).
+    # Creates that took an outsider's instance in the unknowable case: each starts a chain. The
+    # instance its purchase bought is displaced, and ends unnamed or with another lost purchase of
+    # the spec whose evidence cannot tell it from its own; that create's own instance, if it bought
+    # one, is displaced in turn. Each chain may end in one unnamed instance, bought in the chain.
     mistaken = {c.name for c, held, last in earlier if held.buyer == OUTSIDER and _unknowable(qianfan, held, last)}
-    displaced = len(mistaken)
-    for create, held, last in earlier:
+    chains = len(mistaken)
+    passed_on: set[str] = set()
+    while True:
+        taking = {
+            c.name
+            for c, held, last in earlier
+            if held.buyer in mistaken and c.name not in mistaken and _unknowable(qianfan, held, last)
+        }
+        if not taking:
+            break
+        mistaken |= taking
+        passed_on |= taking
+    for create, held, _ in earlier:
         what = f"{create.name} returned {held.instance_id} ({held.buyer}'s), which existed before its purchase was sent"
         if held.buyer == OUTSIDER:
-            if create.name in mistaken:
+            if create.name in mistaken and create.name not in passed_on:
                 excused.append(f"{what}: the case purchase.py documents as unknowable")
             else:
                 found.append(Violation(PRE_EXISTING, what))
-        elif held.buyer in mistaken and displaced > 0 and _unknowable(qianfan, held, last):
-            displaced -= 1
-            excused.append(f"{what}: {held.buyer} took an outsider's instance in its place, in the unknowable case")
+        elif create.name in passed_on:
+            excused.append(f"{what}: displaced by {held.buyer}'s take in the unknowable case; nothing told them apart")
         else:
             found.append(Violation(EARLIER, what))
     errors = " ".join(str(c.error) for c in creates if c.error is not None)
@@ -1008,9 +1020,9 @@ def check(
         if held.buyer == OUTSIDER or held.instance_id in holders or held.instance_id in errors:
             continue
         what = f"{held.instance_id} (bought by {held.buyer}'s purchase) is in no create's result or error"
-        if displaced > 0:
-            displaced -= 1
-            excused.append(f"{what}: an outsider's instance was taken in its place, in the unknowable case")
+        if chains > 0 and held.buyer in mistaken:
+            chains -= 1
+            excused.append(f"{what}: displaced by {held.buyer}'s take in the unknowable case, at the end of its chain")
         else:
             found.append(Violation(ORPHAN, what))
     still_open = ledger.open_purchases(MODEL)
