@@ -71,7 +71,8 @@ def describe(ctx: Context, raw: bytes) -> dict[str, Any]:
     found = [
         inst
         for inst in list_instances(ctx.conn, body.model)
-        if inst.listed(ctx.now, options.visible_after_seconds) and not (hide_released and inst.released)
+        if inst.listed(ctx.now, options.visible_after_seconds, options.stopped_listed_seconds)
+        and not (hide_released and inst.released)
     ]
     if ctx.fault == EMPTY:
         found = []  # a lagging replica: it knows none of them, the one asked for by id included

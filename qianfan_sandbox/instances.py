@@ -54,8 +54,12 @@ class Instance:
         ends = [t for t in (self.released_at, self.expired_at, self.release_at) if t is not None and t <= now]
         return min(ends) if ends else None
 
-    def listed(self, now: float, visible_after: float) -> bool:
-        """Whether Describe shows it yet: at once, or `visible_after` seconds after its purchase."""
+    def listed(self, now: float, visible_after: float, stopped_listed: float) -> bool:
+        """Whether Describe shows it: from its purchase, or `visible_after` seconds after it, until
+        `stopped_listed` seconds after it stopped."""
+        stopped = self.stopped_at(now)
+        if stopped is not None and now > stopped + stopped_listed:
+            return False
         return visible_after <= 0 or now >= self.created_at + visible_after
 
     def status(self, now: float) -> str:

@@ -36,6 +36,9 @@ class Options:
     resize_delay_seconds: float = 0.0
     #: "stopped": a released instance is listed as Stopped; "hidden": it is not listed.
     released_visibility: str = "stopped"
+    #: How long a stopped instance (released or expired) stays listed, then is listed no more
+    #: (Baidu documents no such limit: the default, a century, lists it for ever).
+    stopped_listed_seconds: float = 100 * 366 * 86400.0
     #: "empty": Describe of an unknown instanceId lists nothing; "error": 404 ResourceNotFound.
     unknown_instance: str = "empty"
     #: "error": releasing a stopped instance is 400 InvalidInstanceStatus; "ok": answers true.
@@ -63,6 +66,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "clock_offset_seconds": (-_CENTURY, _CENTURY),
     "resize_delay_seconds": (0.0, _CENTURY),
     "visible_after_seconds": (0.0, _CENTURY),
+    "stopped_listed_seconds": (0.0, _CENTURY),
 }
 #: Inclusive bounds of the whole-number options (BCE list APIs cap `maxKeys` at 1000).
 _WHOLE_RANGES: dict[str, tuple[int, int]] = {"page_size": (0, 1000)}

@@ -674,6 +674,22 @@ def test_released_visibility(client: Client, served_control: SandboxControl) -> 
     assert served_control.instances()[0]["status"] == "Stopped"
 
 
+def test_a_stopped_instance_is_listed_for_stopped_listed_seconds_then_no_more(
+    client: Client, served_control: SandboxControl
+) -> None:
+    released = client.purchase()
+    client.ok("ReleaseTPMResource", {"model": MODEL, "instanceId": released})
+    expired = client.purchase()
+    served_control.update_instance(expired, status="Stopped")
+    running = client.purchase()
+    served_control.set_option("stopped_listed_seconds", 60)
+    assert {item["instanceId"] for item in client.describe()} == {released, expired, running}
+    served_control.set_option("clock_offset_seconds", 61)  # a minute later, on the sandbox clock
+    assert [item["instanceId"] for item in client.describe()] == [running]
+    assert client.describe(instanceId=released) == []
+    assert {row["instanceId"] for row in served_control.instances()} == {released, expired, running}  # still held
+
+
 def test_unknown_instance_option(client: Client, served_control: SandboxControl) -> None:
     other = client.purchase(model=OTHER_MODEL)
     assert client.describe(instanceId="tpm-nothere") == []
@@ -704,6 +720,7 @@ def test_option_defaults(served_control: SandboxControl) -> None:
     )
     assert (options.creating_seconds, options.latency_ms, options.clock_offset_seconds) == (1.0, 0.0, 0.0)
     assert (options.page_size, options.visible_after_seconds, options.retired_models) == (0, 0.0, ())
+    assert options.stopped_listed_seconds == 100 * 366 * 86400.0  # for ever
 
 
 @pytest.mark.parametrize(

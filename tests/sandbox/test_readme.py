@@ -40,9 +40,9 @@ def test_every_error_code_is_in_the_one_table_with_its_status_and_origin() -> No
 
 
 def spelled(default: Any) -> str:
-    """How the options table spells a default: `1` for 1.0, `none` for an empty list."""
+    """How the options table spells a default: `1` for 1.0, every digit of a long one, `none` for an empty list."""
     if isinstance(default, float):
-        return f"{default:g}"
+        return f"{default:g}" if default < 1e6 else f"{default:.0f}"
     if isinstance(default, tuple):
         return ", ".join(default) or "none"
     return str(default)
