@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .client import AUTO_RELEASE, RELEASE, RESIZE, QianfanClient
+from .clock import REAL, Clock
 from .deadline import Deadline, wait_for
 from .errors import Kind, ProviderError, QianfanError
 from .fields import BY_WIRE, PAYMENT_TIMING, comparable, computed_outputs, known_inputs
@@ -68,8 +69,16 @@ class NotShown(ProviderError):
 class Lifecycle:
     """Create, read, update and delete of TPM quotas in one configured provider host. Thread-safe."""
 
-    def __init__(self, settings: Settings, client: QianfanClient, listings: Listings, purchases: Purchases) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        client: QianfanClient,
+        listings: Listings,
+        purchases: Purchases,
+        clock: Clock = REAL,
+    ) -> None:
         self.settings = settings
+        self.clock = clock  # every operation's deadline is measured on it (the unit tests' jumps in time)
         self.client = client
         self.listings = listings
         self.purchases = purchases
@@ -85,7 +94,7 @@ class Lifecycle:
         return cls(settings, client, listings, purchases)
 
     def deadline(self) -> Deadline:
-        return Deadline(self.settings.timeout_seconds)
+        return Deadline(self.settings.timeout_seconds, self.clock)
 
     # -- the four operations ---------------------------------------------------------------------
     def create(self, props: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
@@ -21,6 +22,7 @@ from typing import Any
 import pytest
 
 from providers.client import QianfanClient
+from providers.clock import Clock
 from providers.errors import ProviderError, QianfanError
 from providers.ledger import memory_ledger
 from providers.lifecycle import PENDING, Lifecycle, NotShown
@@ -134,13 +136,40 @@ def console() -> FakeConsole:
     return FakeConsole()
 
 
+class JumpClock(Clock):
+    """Time that jumps: a pause or a wait passes at once, so a test that runs out the operation's
+    deadline through retries and settle waits takes milliseconds (one thread; nobody notifies)."""
+
+    def __init__(self) -> None:
+        self.elapsed = 0.0
+        self._epoch = time.time()
+
+    def monotonic(self) -> float:
+        return self.elapsed
+
+    def wall(self) -> float:
+        return self._epoch + self.elapsed
+
+    def sleep(self, seconds: float) -> None:
+        self.elapsed += max(0.0, seconds)
+
+    def wait(self, cond: threading.Condition, timeout: float | None) -> None:
+        self.elapsed += 0.05 if timeout is None else max(0.0, timeout)
+
+
 @pytest.fixture
-def life(console: FakeConsole) -> Lifecycle:
-    client = QianfanClient(SETTINGS)
+def clock() -> JumpClock:
+    return JumpClock()
+
+
+@pytest.fixture
+def life(console: FakeConsole, clock: JumpClock) -> Lifecycle:
+    client = QianfanClient(SETTINGS, clock)
     client._call_action = console
     listings = Listings(client, SETTINGS.listing_max_age_seconds)
-    purchases = Purchases(QianfanPurchaseApi(client, listings), memory_ledger("unit"), SETTINGS.settle_seconds)
-    return Lifecycle(SETTINGS, client, listings, purchases)
+    ledger = memory_ledger("unit", clock)
+    purchases = Purchases(QianfanPurchaseApi(client, listings), ledger, SETTINGS.settle_seconds)
+    return Lifecycle(SETTINGS, client, listings, purchases, clock)
 
 
 def state(instance_id: str, count: int, release: str | None = None) -> dict[str, Any]:
@@ -182,7 +211,6 @@ def test_an_update_that_changes_nothing_writes_nothing(life: Lifecycle, console:
 
 
 # -- half-way failures name what was applied (I8) -----------------------------------------------------
-@pytest.mark.slow
 def test_a_second_change_that_fails_names_the_first(life: Lifecycle, console: FakeConsole) -> None:
     instance_id = console.add(count=2, release=T1)
     console.script["AutoReleaseTPMResource"] = ["error"] * 100
@@ -192,7 +220,6 @@ def test_a_second_change_that_fails_names_the_first(life: Lifecycle, console: Fa
     assert console.rows[instance_id].count == 4 and console.rows[instance_id].release == T1
 
 
-@pytest.mark.slow
 def test_a_read_back_that_fails_after_a_change_names_the_change(life: Lifecycle, console: FakeConsole) -> None:
     instance_id = console.add(count=2)
     # The ownership check lists fine; every listing after the resize fails.
@@ -260,7 +287,6 @@ def test_a_create_returns_the_listed_instance_with_every_output(life: Lifecycle,
     }
 
 
-@pytest.mark.slow
 def test_a_bought_instance_not_listed_yet_is_pending_and_kept_by_a_refresh(
     life: Lifecycle, console: FakeConsole, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -298,7 +324,6 @@ def test_a_refresh_takes_what_qianfan_has(life: Lifecycle, console: FakeConsole)
     assert (outputs["tpm"], outputs["rpm"]) == (50_000, 165)
 
 
-@pytest.mark.slow
 def test_describe_failing_after_a_purchase_still_returns_the_id(life: Lifecycle, console: FakeConsole) -> None:
     console.script["DescribeTPMResource"] = ["ok"] + ["error"] * 100  # the pre-purchase listing passes
     instance_id, outputs = life.create({"model": MODEL, "purchaseCount": 2})
@@ -313,9 +338,10 @@ def test_an_update_of_an_instance_gone_says_so(life: Lifecycle, console: FakeCon
     assert console.writes() == []
 
 
-@pytest.mark.slow
-def test_a_qianfan_error_passes_through_unchanged(life: Lifecycle, console: FakeConsole) -> None:
+def test_a_qianfan_error_passes_through_unchanged(life: Lifecycle, console: FakeConsole, clock: JumpClock) -> None:
     instance_id = console.add()
     console.script["ResizeTPMResource"] = ["error"] * 100
     with pytest.raises(QianfanError, match="ResizeTPMResource failed: HTTP 500"):
         life.update(instance_id, state(instance_id, 1), {"model": MODEL, "purchaseCount": 2})
+    resizes = [action for action, _ in console.calls if action == "ResizeTPMResource"]
+    assert 1 < len(resizes) < 100 and clock.elapsed <= SETTINGS.timeout_seconds  # retried, within the deadline
