@@ -10,7 +10,8 @@ instances": it is a `Listing`, which says whether it can be believed.
   concluded absent from it.
 - **Not lagging** — it lists every instance this host saw live in a listing answered before this
   one was requested, except those it has seen stopped, released itself, or found missing from
-  `FORGET_AFTER_MISSES` whole listings in a row (released outside, and hidden by Qianfan).
+  `FORGET_AFTER_MISSES` whole listings in a row that list other instances (released outside, and
+  hidden by Qianfan; an empty answer never counts, however many come in a row).
 
 A listing that is whole and not lagging is *consistent*. Presence in any listing is evidence that an
 instance exists; absence counts only in consistent listings (`find_instance`).
@@ -334,7 +335,9 @@ class Listings:
             else:
                 seen.live[instance.instance_id] = listing.answered
                 seen.misses.pop(instance.instance_id, None)
-        if listing.whole:
+        # An empty answer is what a lagging replica gives, any number of times in a row: only a
+        # listing that shows other instances is evidence that one it lacks is really gone.
+        if listing.whole and listing.instances:
             for instance_id in missing:
                 seen.misses[instance_id] += 1
                 if seen.misses[instance_id] >= FORGET_AFTER_MISSES:

@@ -464,6 +464,22 @@ def test_an_instance_missing_from_several_whole_listings_in_a_row_is_no_longer_e
     assert marks == [True] * listings_module.FORGET_AFTER_MISSES + [False]
 
 
+def test_empty_answers_in_a_row_never_make_an_instance_seen_live_forgotten() -> None:
+    """Found by the 500 host trials (trial 314): five empty answers in a row made the console's live
+    instances forgotten after three, so the fourth and fifth looked consistent, the recovery took
+    them as the absence of three lost purchases' instances and bought again. An empty answer is
+    what a lagging replica gives; it never counts toward forgetting."""
+    fake = FakeDescribe({SPEED: ["tpm-a", "tpm-b"]})
+    shared = listings(fake, max_age=0)
+    shared.get(SPEED, Deadline(5))
+    fake.instances[SPEED] = []
+    marks = [shared.get(SPEED, Deadline(5)).consistent for _ in range(listings_module.FORGET_AFTER_MISSES * 3)]
+    assert marks == [False] * (listings_module.FORGET_AFTER_MISSES * 3)
+    fake.instances[SPEED] = ["tpm-b", "tpm-c"]  # one that lists others: tpm-a's absence now counts
+    marks = [shared.get(SPEED, Deadline(5)).lagging for _ in range(listings_module.FORGET_AFTER_MISSES + 1)]
+    assert marks == [True] * listings_module.FORGET_AFTER_MISSES + [False]
+
+
 def test_seen_before_is_about_answers_before_the_moment() -> None:
     fake = FakeDescribe({SPEED: ["tpm-a"]})
     shared = listings(fake, max_age=0)
