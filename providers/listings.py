@@ -65,6 +65,8 @@ MAX_READS = 3
 REREAD_PAUSE_SECONDS = 0.2
 #: Whole listings in a row that must lack an instance before this host stops expecting it.
 FORGET_AFTER_MISSES = 3
+#: What `find_instance` keeps for one more look after a pause; with less left it says what it saw.
+LOOK_RESERVE_SECONDS = 1.0
 #: An absence is believed after this many consistent listings lack the instance, ...
 ABSENCE_LOOKS = 3
 #: ... the later ones requested after these pauses (so a replica lagging for a moment cannot do it).
@@ -428,7 +430,9 @@ def find_instance(
         elif listing.problem:
             problems.append(listing.problem)
         fresh = True
-        if not deadline.sleep(next(pauses, ABSENCE_PAUSES_SECONDS[-1]), reserve=0.0):
+        # A look needs time of its own: one begun with nothing left would fail as "not sent" and
+        # hide what the looks so far showed.
+        if not deadline.sleep(next(pauses, ABSENCE_PAUSES_SECONDS[-1]), reserve=LOOK_RESERVE_SECONDS):
             why = f" (listings disagreed: {problems[-1]})" if problems else ""
             raise ProviderError(
                 f"could not tell whether TPM quota {instance_id} still exists: {absences} of {ABSENCE_LOOKS} "
