@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -526,35 +527,27 @@ INPUTS_START, INPUTS_END = "<!-- inputs-table -->", "<!-- /inputs-table -->"
 OUTPUTS_START, OUTPUTS_END = "<!-- outputs-table -->", "<!-- /outputs-table -->"
 
 
-def test_the_resource_pages_inputs_table_is_the_rendered_table() -> None:
+@pytest.mark.parametrize(
+    ("heading", "markers", "render"),
+    [
+        ("## Argument Reference", (INPUTS_START, INPUTS_END), reference_table),
+        ("## Attribute Reference", (OUTPUTS_START, OUTPUTS_END), outputs_table),
+    ],
+    ids=["inputs", "outputs"],
+)
+def test_the_resource_pages_tables_are_the_rendered_tables(
+    heading: str, markers: tuple[str, str], render: Callable[[], list[str]]
+) -> None:
     page = "docs/resources/tpm_quota.md"
     lines = (PROJECT_ROOT / page).read_text(encoding="utf-8").splitlines()
-    arguments = lines.index("## Argument Reference")
-    start, end = lines.index(INPUTS_START, arguments), lines.index(INPUTS_END, arguments)
-    assert not any(line.startswith("#") for line in lines[arguments + 1 : start]), (
-        "the table belongs under ## Argument Reference"
-    )
-    expected = reference_table()
-    paste = "\n".join([INPUTS_START, *expected, INPUTS_END])
+    section = lines.index(heading)
+    start, end = lines.index(markers[0], section), lines.index(markers[1], section)
+    assert not any(line.startswith("#") for line in lines[section + 1 : start]), f"the table belongs under {heading}"
+    expected = render()
+    paste = "\n".join([markers[0], *expected, markers[1]])
     assert lines[start + 1 : end] == expected, (
-        f"{page}'s inputs table differs from fields.reference_table(); paste these lines in place of the "
-        f"page's, from marker to marker:\n{paste}"
-    )
-
-
-def test_the_resource_pages_outputs_table_is_the_rendered_table() -> None:
-    page = "docs/resources/tpm_quota.md"
-    lines = (PROJECT_ROOT / page).read_text(encoding="utf-8").splitlines()
-    attributes = lines.index("## Attribute Reference")
-    start, end = lines.index(OUTPUTS_START, attributes), lines.index(OUTPUTS_END, attributes)
-    assert not any(line.startswith("#") for line in lines[attributes + 1 : start]), (
-        "the table belongs under ## Attribute Reference"
-    )
-    expected = outputs_table()
-    paste = "\n".join([OUTPUTS_START, *expected, OUTPUTS_END])
-    assert lines[start + 1 : end] == expected, (
-        f"{page}'s outputs table differs from fields.outputs_table(); paste these lines in place of the "
-        f"page's, from marker to marker:\n{paste}"
+        f"{page}'s table under {heading} differs from fields.{render.__name__}(); paste these lines in place of "
+        f"the page's, from marker to marker:\n{paste}"
     )
     assert all(output.doc in "\n".join(lines) for output in OUTPUTS)
 
